@@ -1,0 +1,71 @@
+"""Stage: train member-stacked models per width bucket, resumable from Orbax checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from unlearn_jax import train as train_lib
+from unlearn_jax.checkpoints import StageCheckpointer
+
+
+@dataclasses.dataclass
+class TrainedBucket:
+  """A bucket's trained members: the widest module applies all of them."""
+  widths: tuple
+  members: list
+  model: Any
+  state: train_lib.TrainState
+  mask: Any
+  strategy: train_lib.Strategy
+
+
+def _member_table(members) -> list[dict]:
+  return [dataclasses.asdict(m) for m in members]
+
+
+def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, stream: int,
+                 workdir: str, sample_x, num_classes: int) -> TrainedBucket:
+  """Trains (or resumes, or loads) one bucket of members for `config.train.epochs` epochs."""
+  t = config.train
+  members = train_lib.member_grid(config.seeds, widths, [t.learning_rate], [t.weight_decay])
+  steps_per_epoch = len(pool_idx) // t.batch_size
+  tx_factory = train_lib.make_optimizer(t.optimizer, t.schedule, t.epochs * steps_per_epoch,
+                                        momentum=t.momentum)
+  model, state, mask = train_lib.init_members(config.model.name, members, num_classes, sample_x,
+                                              tx_factory, **dict(config.model.kwargs))
+  strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths))
+  tag = "-".join(str(w) for w in widths)
+  ckpt = StageCheckpointer(os.path.join(workdir, name, f"widths_{tag}"))
+  meta = {"stage": name, "widths": list(widths), "members": _member_table(members),
+          "epochs": t.epochs, "config": config.to_json()}
+  start = 0
+  if ckpt.latest_step() is not None:
+    state, saved = ckpt.restore(jax.eval_shape(lambda: state))
+    if saved["members"] != meta["members"]:
+      raise ValueError(f"{ckpt.directory} holds different members than the config asks for; "
+                       "use a new --workdir or delete that stage directory.")
+    start = saved["epoch"]
+    logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
+  if start < t.epochs:
+    def checkpoint(epoch, st, _):
+      if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+        ckpt.save(epoch, st, dict(meta, epoch=epoch))
+
+    logging.info("%s widths %s: %d members, strategy %s", name, widths, len(members), strategy)
+    state, _ = train_lib.train(
+        model, train_lib.any_optimizer(tx_factory), state, data, pool_idx,
+        train_lib.member_keys(members, stream), epochs=t.epochs, batch_size=t.batch_size,
+        augment=t.augment, strategy=strategy, start_epoch=start, callback=checkpoint,
+        name=f"{name} {tag}")
+  ckpt.close()
+  bad = train_lib.diverged_members(state)
+  if len(bad):
+    logging.warning("%s widths %s: members %s diverged (non-finite parameters): %s; they are "
+                    "reported as NaN and left out of aggregates.", name, widths, bad.tolist(),
+                    [members[i] for i in bad])
+  return TrainedBucket(tuple(widths), members, model, state, mask, strategy)

@@ -1,0 +1,11 @@
+"""Test-wide JAX settings: CPU, small compile effort, float32."""
+import os
+
+# Several tests shard the member axis over forced host devices; this must be set before JAX starts.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+# Tiny models: compile time dominates, so trade run-time optimisation for faster compiles.
+jax.config.update("jax_disable_most_optimizations", True)

@@ -1,0 +1,1 @@
+"""unlearn_jax: machine unlearning of width-swept deep networks in JAX."""

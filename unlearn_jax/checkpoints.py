@@ -1,0 +1,51 @@
+"""Orbax checkpoints of member-stacked states plus JSON metadata.
+
+One `StageCheckpointer` per stage directory (e.g. `workdir/originals/bucket_0`). A checkpoint
+holds the state pytree and a JSON dict (config, member table, epoch); restore goes into an
+abstract tree from `jax.eval_shape`, so shapes, dtypes and shardings come from code, not disk.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+PyTree = Any
+
+
+class StageCheckpointer:
+  """Save/restore the latest states of one stage."""
+
+  def __init__(self, directory: str, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state: PyTree, meta: dict) -> None:
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+  def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}.")
+    out = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    return out["state"], out["meta"]
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def abstract_like(tree: PyTree) -> PyTree:
+  """The abstract (shape/dtype/sharding) tree of concrete arrays, for restoring into."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)

@@ -1,0 +1,125 @@
+"""How a single-model step function is executed over a member axis and over steps.
+
+One single-model step, several drivers (measured in benchmarks/):
+  * members: all vmapped at once, in chunks of `member_chunk` vmapped members, or one at a time
+    (`member_chunk=1`, no vmap at all, so XLA:CPU keeps its fast plain convolutions);
+  * steps: `scan` runs a whole epoch inside one compiled program (fast for MLPs everywhere and
+    for everything on accelerators); `host` calls a compiled step from Python (XLA:CPU runs
+    convolutions inside `lax.scan` about 20x slower than outside).
+Whatever the strategy, the same member sees the same data order and keys, so results agree up
+to float reassociation.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
+
+STEP_MODES = ("scan", "host")
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+  member_chunk: int = 0   # 0: all members in one vmap
+  steps: str = "scan"
+
+  def __post_init__(self):
+    if self.steps not in STEP_MODES:
+      raise ValueError(f"Unknown step mode {self.steps!r}; allowed: {STEP_MODES}.")
+    if self.member_chunk < 0:
+      raise ValueError(f"member_chunk must be >= 0 (0 = all members), got {self.member_chunk}.")
+
+
+def auto_strategy(model_name: str, width: float, backend: str | None = None) -> Strategy:
+  """Default strategy per backend and model family (numbers in benchmarks/README.md).
+
+  Accelerators: vmap every member and scan steps (small models only fill a GPU when batched).
+  CPU: MLPs up to width 512 vmap+scan; wider MLPs and all convolutional models one member at a
+  time, and convolutional models with a host step loop.
+  """
+  backend = backend or jax.default_backend()
+  if backend != "cpu":
+    return Strategy(0, "scan")
+  if model_name == "mlp":
+    return Strategy(0 if width <= 512 else 1, "scan")
+  return Strategy(1, "host")
+
+
+def resolve_strategy(spec: str, model_name: str, width: float) -> Strategy:
+  """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host')."""
+  if spec == "auto":
+    return auto_strategy(model_name, width)
+  try:
+    chunk, steps = spec.split(",")
+    return Strategy(int(chunk), steps.strip())
+  except ValueError as e:
+    raise ValueError(f"Bad strategy {spec!r}; use 'auto' or '<member_chunk>,<scan|host>' "
+                     "such as '0,scan' or '1,host'.") from e
+
+
+def _tree_slice(tree, start, stop):
+  return jax.tree.map(lambda x: x[start:stop], tree)
+
+
+def _tree_concat(trees):
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+class Driver:
+  """Runs `step_fn(carry, data, inputs, key)` for T steps on every member.
+
+  `carry` and `inputs` have a leading member axis S (inputs: (S, T, ...)); `data` is shared by
+  all members; `keys` (S,) are per-member typed keys, and step t uses `fold_in(keys[s], t)`.
+  The compiled functions are built once per Driver, so build one per (step_fn, strategy).
+  """
+
+  def __init__(self, step_fn: StepFn, strategy: Strategy):
+    self.strategy = strategy
+
+    def scan_steps(carry, data, inputs, key):
+      def body(c, xs):
+        inp, t = xs
+        return step_fn(c, data, inp, jax.random.fold_in(key, t))
+      steps = jax.tree.leaves(inputs)[0].shape[0]
+      return jax.lax.scan(body, carry, (inputs, jnp.arange(steps)))
+
+    def one_step(carry, data, inputs, key, t):
+      return step_fn(carry, data, inputs, jax.random.fold_in(key, t))
+
+    single = scan_steps if strategy.steps == "scan" else one_step
+    if strategy.member_chunk == 1:
+      # No vmap: slice out the member and add the axis back, which keeps plain convolutions.
+      def unbatched(carry, data, inputs, key, *rest):
+        squeeze = lambda tree: jax.tree.map(lambda x: x[0], tree)
+        out = single(squeeze(carry), data, squeeze(inputs), key[0], *rest)
+        return jax.tree.map(lambda x: x[None], out)
+      self._fn = jax.jit(unbatched)
+    else:
+      in_axes = (0, None, 0, 0) + ((None,) if strategy.steps == "host" else ())
+      self._fn = jax.jit(jax.vmap(single, in_axes=in_axes))
+
+  def _run_chunk(self, carry, data, inputs, keys):
+    if self.strategy.steps == "scan":
+      return self._fn(carry, data, inputs, keys)
+    steps = jax.tree.leaves(inputs)[0].shape[1]
+    metrics = []
+    for t in range(steps):
+      carry, m = self._fn(carry, data, jax.tree.map(lambda x: x[:, t], inputs), keys, t)
+      metrics.append(m)
+    return carry, jax.tree.map(lambda *ms: jnp.stack(ms, axis=1), *metrics)
+
+  def __call__(self, carry, data, inputs, keys):
+    """Returns (carry, metrics) with metrics stacked (S, T, ...)."""
+    num = keys.shape[0]
+    chunk = self.strategy.member_chunk or num
+    if chunk >= num:
+      return self._run_chunk(carry, data, inputs, keys)
+    outs = [self._run_chunk(_tree_slice(carry, s, s + chunk), data,
+                            _tree_slice(inputs, s, s + chunk), keys[s:s + chunk])
+            for s in range(0, num, chunk)]
+    return _tree_concat([o[0] for o in outs]), _tree_concat([o[1] for o in outs])

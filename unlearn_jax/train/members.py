@@ -1,0 +1,88 @@
+"""The member axis: which (seed, width, hyperparameters) each vmapped model is.
+
+Members of different widths share one axis by initialising each at its own width (its own
+fan-in) and zero-padding it to the bucket's widest shape (see models/padding.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from unlearn_jax import models
+from unlearn_jax.train.state import TrainState
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+  seed: int
+  width: float
+  learning_rate: float
+  weight_decay: float
+
+
+def member_grid(seeds: Sequence[int], widths: Sequence[float], learning_rates: Sequence[float],
+                weight_decays: Sequence[float]) -> list[Member]:
+  """All combinations, width-major so that a bucket's members are contiguous."""
+  return [Member(s, w, lr, wd) for w, lr, wd, s in
+          itertools.product(widths, learning_rates, weight_decays, seeds)]
+
+
+def member_keys(members: Sequence[Member], stream: int) -> jax.Array:
+  """Per-member typed keys for a data/augmentation stream (0: original, 1: retrain, ...)."""
+  return jnp.stack([jax.random.fold_in(jax.random.key(m.seed), 1 + stream) for m in members])
+
+
+def init_variables(model_name: str, width: float, num_classes: int, seed: int, sample_x,
+                   **model_kwargs) -> PyTree:
+  """Initial variables of one model at its own width; the init key depends on the seed only."""
+  model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
+  return model.init(jax.random.fold_in(jax.random.key(seed), 0), sample_x, train=False)
+
+
+def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
+                 tx_factory, **model_kwargs) -> tuple[nn.Module, TrainState, PyTree]:
+  """Initialises every member padded to the widest width.
+
+  Returns the widest module (used to apply every member), the member-stacked TrainState, and the
+  member-stacked active mask (1 on each member's own parameters).
+  """
+  bucket_width = max(m.width for m in members)
+  model = models.get(model_name, width=bucket_width, num_classes=num_classes, **model_kwargs)
+  wide_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False))
+  variables, masks = [], []
+  for m in members:
+    narrow = init_variables(model_name, m.width, num_classes, m.seed, sample_x, **model_kwargs)
+    variables.append(models.pad_variables(narrow, wide_shapes))
+    masks.append(models.active_mask(narrow["params"], wide_shapes["params"]))
+  stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+  variables, masks = stack(variables), stack(masks)
+  lrs = jnp.asarray([m.learning_rate for m in members], jnp.float32)
+  wds = jnp.asarray([m.weight_decay for m in members], jnp.float32)
+
+  def init_one(params, batch_stats, lr, wd):
+    tx = tx_factory(learning_rate=lr, weight_decay=wd)
+    return TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
+
+  state = jax.vmap(init_one)(variables["params"], variables.get("batch_stats", {}), lrs, wds)
+  return model, state, masks
+
+
+def diverged_members(state: TrainState) -> np.ndarray:
+  """Indices of members with any non-finite parameter."""
+  finite = jax.vmap(lambda p: jnp.all(jnp.stack(
+      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params)
+  return np.flatnonzero(~np.asarray(finite))
+
+
+def any_optimizer(tx_factory) -> optax.GradientTransformation:
+  """An instance whose `update` serves every member: the hyperparameters live in the state."""
+  return tx_factory(learning_rate=0.0, weight_decay=0.0)
