@@ -45,10 +45,10 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
           "epochs": t.epochs, "config": config.to_json()}
   start = 0
   if ckpt.latest_step() is not None:
-    state, saved = ckpt.restore(jax.eval_shape(lambda: state))
-    if saved["members"] != meta["members"]:
+    if ckpt.read_meta()["members"] != meta["members"]:
       raise ValueError(f"{ckpt.directory} holds different members than the config asks for; "
                        "use a new --workdir or delete that stage directory.")
+    state, saved = ckpt.restore(jax.eval_shape(lambda: state))
     start = saved["epoch"]
     logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
   if start < t.epochs:

@@ -30,6 +30,11 @@ class StageCheckpointer:
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
+  def read_meta(self, step: int | None = None) -> dict:
+    """The JSON metadata alone, e.g. to check a checkpoint matches before restoring arrays."""
+    step = self.latest_step() if step is None else step
+    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
   def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
     step = self.latest_step() if step is None else step
     if step is None:

@@ -112,14 +112,14 @@ def _tfds(name: str, data_dir: str | None = None, download: bool = False) -> Dat
       raise FileNotFoundError(
           f"TFDS dataset {name!r} (split {split!r}) is not prepared in data_dir="
           f"{data_dir or '~/tensorflow_datasets'}. Prepare it once with "
-          f"`pip install -e '.[prepare]' && python -m unlearn_jax.data.prepare --dataset={name}"
+          f"`pip install -e '.[prepare]' && python -m experiments.prepare_data --dataset={name}"
           f"{' --data_dir=' + data_dir if data_dir else ''}` (see BUILD.md), or pass "
           f"data_dir / set $TFDS_DATA_DIR to where it is. Underlying error: {e}") from e
     images, labels = [], []
-    for start in range(0, len(source), 2048):
-      for record in source.__getitems__(range(start, min(start + 2048, len(source)))):
-        images.append(record["image"])
-        labels.append(record["label"])
+    for i in range(len(source)):
+      record = source[i]
+      images.append(record["image"])
+      labels.append(record["label"])
     arrays[f"x_{split}"] = np.stack(images).astype(np.uint8)
     arrays[f"y_{split}"] = np.asarray(labels, np.int32)
   num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes

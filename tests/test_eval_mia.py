@@ -1,0 +1,88 @@
+"""Tests for evaluation.mia: chance level, separation, class handling, hand-built SVC."""
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from unlearn_jax.evaluation import mia
+
+
+def test_loss_mia_is_chance_for_same_distribution_and_one_when_separated():
+  rng = np.random.default_rng(0)
+  forget_labels = rng.integers(0, 4, 400)
+  test_labels = rng.integers(0, 4, 1000)
+  same = mia.loss_mia_accuracy(rng.exponential(size=400), forget_labels,
+                               rng.exponential(size=1000), test_labels, seed=0)
+  assert 0.4 <= same <= 0.6
+  separated = mia.loss_mia_accuracy(0.01 * rng.random(400), forget_labels,
+                                    2.0 + rng.random(1000), test_labels, seed=0)
+  assert separated >= 0.99
+
+
+def test_loss_mia_ignores_test_classes_absent_from_forget_set():
+  rng = np.random.default_rng(1)
+  forget_labels = rng.integers(0, 2, 300)
+  test_labels = np.concatenate([rng.integers(0, 2, 600), np.full(600, 2)])
+  test_losses = rng.exponential(size=1200)
+  test_losses[test_labels == 2] += 50.0  # Trivially separable, but class 2 is never forgotten.
+  score = mia.loss_mia_accuracy(rng.exponential(size=300), forget_labels, test_losses,
+                                test_labels, seed=0)
+  assert 0.4 <= score <= 0.6
+
+
+def test_loss_mia_is_deterministic_and_validates_input():
+  rng = np.random.default_rng(2)
+  args = (rng.exponential(size=50), rng.integers(0, 3, 50), rng.exponential(size=80),
+          rng.integers(0, 3, 80))
+  assert mia.loss_mia_accuracy(*args, seed=3) == mia.loss_mia_accuracy(*args, seed=3)
+  bad = np.array(args[0])
+  bad[0] = np.nan
+  with pytest.raises(ValueError, match="finite"):
+    mia.loss_mia_accuracy(bad, *args[1:])
+  with pytest.raises(ValueError, match="1-D"):
+    mia.loss_mia_accuracy(np.ones((2, 50)), *args[1:])
+
+
+def test_class_matched_subsample_follows_target_histogram():
+  rng = np.random.default_rng(3)
+  pool = np.repeat([0, 1, 2], [50, 50, 3])
+  target = np.repeat([0, 1, 2], [10, 5, 6])  # Class 2 short by 3: filled from elsewhere.
+  chosen = mia.class_matched_subsample(pool, target, size=21, rng=rng)
+  assert len(np.unique(chosen)) == 21
+  counts = np.bincount(pool[chosen], minlength=3)
+  assert counts[2] == 3 and counts[0] >= 10 and counts[1] >= 5 and counts.sum() == 21
+
+
+def test_mia_efficacy_equals_hand_built_svc():
+  rng = np.random.default_rng(4)
+  retain = rng.beta(8, 1, 120)
+  test = rng.beta(2, 2, 120)
+  forget = rng.beta(4, 2, 60)
+  clf = SVC(C=3, gamma="auto", kernel="rbf").fit(
+      np.concatenate([retain, test]).reshape(-1, 1), np.r_[np.ones(120), np.zeros(120)])
+  expected = 1.0 - clf.predict(forget.reshape(-1, 1)).mean()
+  assert mia.mia_efficacy(retain, test, forget) == pytest.approx(expected, abs=1e-12)
+  # Forget examples that look like retain are called members; like test, non-members.
+  assert mia.mia_efficacy(retain, test, rng.beta(8, 1, 60)) < 0.3
+  assert mia.mia_efficacy(retain, test, rng.beta(2, 2, 60)) > 0.5
+
+
+def test_mia_efficacy_balances_and_caps():
+  assert mia.balanced_size(5000, 1000) == 1000
+  assert mia.balanced_size(5000, 1000, max_train=300) == 300
+  rng = np.random.default_rng(5)
+  args = (rng.beta(8, 1, 500), rng.beta(2, 2, 100), rng.beta(4, 2, 50))
+  value = mia.mia_efficacy(*args, seed=1, max_train=80)
+  assert 0.0 <= value <= 1.0 and value == mia.mia_efficacy(*args, seed=1, max_train=80)
+
+
+def test_per_member_loops_and_reports_nan_for_diverged_members():
+  rng = np.random.default_rng(6)
+  forget = rng.exponential(size=(3, 60))
+  test = rng.exponential(size=(3, 90)) + np.array([[0.0], [0.0], [5.0]])
+  forget[1, 4] = np.inf
+  forget_labels, test_labels = rng.integers(0, 2, 60), rng.integers(0, 2, 90)
+  scores = mia.per_member(mia.loss_mia_accuracy, dict(forget_losses=forget, test_losses=test),
+                          forget_labels=forget_labels, test_labels=test_labels, seed=0)
+  assert scores.shape == (3,) and np.isnan(scores[1])
+  assert scores[0] == mia.loss_mia_accuracy(forget[0], forget_labels, test[0], test_labels)
+  assert scores[2] > 0.95

@@ -1,0 +1,80 @@
+"""Tests for evaluation.tuning: known optimum, ties, divergence, seeds, registry errors."""
+import numpy as np
+import pytest
+
+from unlearn_jax.evaluation import tuning
+
+VAL = np.array([0.30, 0.20, 0.25, 0.20])
+FORGET = np.array([0.30, 0.00, 0.25, 0.20])
+
+
+def test_privacy_picks_hand_computed_best():
+  # lam=0.4: 0.6*val + 0.4*|forget - val| = [0.18, 0.20, 0.15, 0.12] -> index 3.
+  values = tuning.objective_values("privacy", 0.4, val_error=VAL, forget_error=FORGET)
+  np.testing.assert_allclose(values, [0.18, 0.20, 0.15, 0.12])
+  assert tuning.select("privacy", 0.4, val_error=VAL, forget_error=FORGET) == 3
+
+
+def test_bias_removal_picks_hand_computed_best():
+  # lam=0.6: 0.4*val - 0.6*forget = [-0.06, 0.08, -0.05, -0.04] -> index 0.
+  assert tuning.select("bias_removal", 0.6, val_error=VAL, forget_error=FORGET) == 0
+  # lam=0.2: 0.8*val - 0.2*forget = [0.18, 0.16, 0.15, 0.12] -> index 3.
+  assert tuning.select("bias_removal", 0.2, val_error=VAL, forget_error=FORGET) == 3
+
+
+def test_ties_go_to_lowest_index_and_diverged_points_are_skipped():
+  val = np.array([0.5, 0.1, 0.3, 0.1])
+  forget = val.copy()  # privacy objective = 0.8*val: indices 1 and 3 tie.
+  assert tuning.select("privacy", 0.2, val_error=val, forget_error=forget) == 1
+  mask = np.array([True, False, True, True])
+  assert tuning.select("privacy", 0.2, val_error=val, forget_error=forget, finite_mask=mask) == 3
+  val_nan = np.array([0.5, np.nan, 0.3, np.inf])
+  assert tuning.select("privacy", 0.2, val_error=val_nan, forget_error=forget) == 2
+
+
+def test_all_diverged_returns_minus_one_or_raises():
+  val = np.array([[np.nan, np.nan], [0.3, 0.2]])
+  forget = np.zeros((2, 2))
+  np.testing.assert_array_equal(
+      tuning.select("privacy", 0.2, val_error=val, forget_error=forget), [-1, 1])
+  with pytest.raises(ValueError, match="diverged"):
+    tuning.select("privacy", 0.2, val_error=val, forget_error=forget, raise_if_all_diverged=True)
+
+
+def test_seed_axis_lambdas_and_take_selected():
+  val = np.stack([VAL, VAL[::-1]])  # (S=2, G=4)
+  forget = np.stack([FORGET, FORGET[::-1]])
+  picks = tuning.select_per_lambda("privacy", val_error=val, forget_error=forget)
+  assert picks.shape == (len(tuning.DEFAULT_LAMBDAS), 2)
+  np.testing.assert_array_equal(picks[1], [3, 0])  # lam=0.4, second seed reversed.
+  test_error = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
+  np.testing.assert_array_equal(tuning.take_selected(test_error, picks[1]), [4.0, 5.0])
+  out = tuning.take_selected(test_error, np.array([-1, 2]))
+  assert np.isnan(out[0]) and out[1] == 7.0
+
+
+def test_unknown_objective_and_bad_lambda_raise():
+  with pytest.raises(ValueError, match=r"'accuracy'.*bias_removal.*privacy"):
+    tuning.select("accuracy", 0.2, val_error=VAL, forget_error=FORGET)
+  with pytest.raises(ValueError, match="lambda"):
+    tuning.select("privacy", 1.5, val_error=VAL, forget_error=FORGET)
+
+
+def test_signature_refuses_test_data():
+  with pytest.raises(TypeError):
+    tuning.select("privacy", 0.2, VAL, FORGET)  # pylint: disable=too-many-function-args
+  with pytest.raises(TypeError):
+    tuning.select("privacy", 0.2, val_error=VAL, forget_error=FORGET,
+                  test_error=VAL)  # pylint: disable=unexpected-keyword-arg
+
+
+def test_register_objective():
+  name = "val_only_for_test"
+  tuning.register_objective(name, lambda val, forget, lam: val)
+  try:
+    assert tuning.select(name, 0.2, val_error=np.array([0.3, 0.1]),
+                         forget_error=np.array([0.0, 0.9])) == 1
+    with pytest.raises(ValueError, match="already"):
+      tuning.register_objective(name, lambda val, forget, lam: val)
+  finally:
+    del tuning.OBJECTIVES[name]

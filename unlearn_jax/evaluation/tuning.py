@@ -1,0 +1,123 @@
+"""Validation-based hyperparameter selection for unlearning, per goal and trade-off weight.
+
+The study tunes each method's hyperparameters per width and goal on validation data: an objective
+mixes validation error (utility) with a goal term on the forget set, weighted by lambda in
+{0.2, 0.4, 0.6}, and the grid point with the smallest objective is chosen. Test data must not
+influence the choice, so `select` accepts only `val_error` and `forget_error`, as keyword-only
+arguments: passing a test error positionally is impossible and passing it by name fails. Read
+test metrics only afterwards, at the chosen index, with `take_selected`.
+
+Selection runs on the host (numpy): it is a handful of comparisons, and returning plain integer
+indices keeps it out of any compiled program.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+# A (val_error, forget_error, lam) -> objective function; lower is better. It must broadcast.
+Objective = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+
+DEFAULT_LAMBDAS = (0.2, 0.4, 0.6)
+
+
+def privacy_objective(val_error, forget_error, lam):
+  """(1 - lam) * Err_val + lam * |Err_forget - Err_val|: forget examples should look unseen."""
+  return (1.0 - lam) * val_error + lam * np.abs(forget_error - val_error)
+
+
+def bias_removal_objective(val_error, forget_error, lam):
+  """(1 - lam) * Err_val - lam * Err_forget: forget labels should stop being reproduced."""
+  return (1.0 - lam) * val_error - lam * forget_error
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "privacy": privacy_objective,
+    "bias_removal": bias_removal_objective,
+}
+
+
+def register_objective(name: str, objective: Objective) -> None:
+  """Adds an objective to the registry (lower is better); refuses to overwrite a name silently."""
+  if name in OBJECTIVES:
+    raise ValueError(f"objective {name!r} is already registered")
+  OBJECTIVES[name] = objective
+
+
+def get_objective(name: str) -> Objective:
+  """Looks an objective up by name; unknown names raise ValueError listing the allowed ones."""
+  if name not in OBJECTIVES:
+    raise ValueError(f"unknown tuning objective {name!r}; allowed: {sorted(OBJECTIVES)}")
+  return OBJECTIVES[name]
+
+
+def objective_values(objective: str, lam: float, *, val_error, forget_error) -> np.ndarray:
+  """The objective at every grid point, `(..., G)`; non-finite where an input is non-finite."""
+  if not 0.0 <= lam <= 1.0:
+    raise ValueError(f"lambda must lie in [0, 1], got {lam}")
+  val_error = np.asarray(val_error, np.float64)
+  forget_error = np.asarray(forget_error, np.float64)
+  return np.asarray(get_objective(objective)(val_error, forget_error, lam))
+
+
+def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=None,
+           raise_if_all_diverged: bool = False) -> np.ndarray:
+  """Index of the best grid point, per seed.
+
+  Args:
+    objective: registered objective name ('privacy', 'bias_removal', ...).
+    lam: trade-off weight in [0, 1]; larger weighs the goal more.
+    val_error: `(G,)` or `(S, G)`: validation error at each grid point (last axis), optionally for
+      each of S seeds (leading axes, any number).
+    forget_error: forget-set error, same shape as `val_error` (or broadcastable).
+    finite_mask: optional booleans broadcastable to the grid, False for diverged runs. Grid points
+      whose objective is non-finite are excluded whether or not the mask says so.
+    raise_if_all_diverged: if True, a seed with no usable grid point raises ValueError; by default
+      its index is -1, so one bad seed does not abort a whole sweep (`take_selected` turns -1
+      into NaN).
+
+  Returns:
+    int64 array of shape `val_error.shape[:-1]` (a 0-d array for a single grid): the lowest index
+    among the minimisers (ties go to the first grid point, deterministically), or -1.
+  """
+  values = objective_values(objective, lam, val_error=val_error, forget_error=forget_error)
+  usable = np.isfinite(values)
+  if finite_mask is not None:
+    usable &= np.broadcast_to(np.asarray(finite_mask, bool), values.shape)
+  # +inf can never beat a usable point, and argmin returns the first minimiser, which is the
+  # documented tie rule.
+  best = np.argmin(np.where(usable, values, np.inf), axis=-1)
+  none_usable = ~np.any(usable, axis=-1)
+  if raise_if_all_diverged and np.any(none_usable):
+    raise ValueError(f"every grid point diverged for seeds at {np.argwhere(none_usable).tolist()}")
+  return np.where(none_usable, -1, best).astype(np.int64)
+
+
+def select_per_lambda(objective: str, *, val_error, forget_error, lams: Sequence[float] =
+                      DEFAULT_LAMBDAS, finite_mask=None,
+                      raise_if_all_diverged: bool = False) -> np.ndarray:
+  """`select` for each lambda, stacked: `(L, *val_error.shape[:-1])` indices."""
+  return np.stack([select(objective, lam, val_error=val_error, forget_error=forget_error,
+                          finite_mask=finite_mask, raise_if_all_diverged=raise_if_all_diverged)
+                   for lam in lams])
+
+
+def take_selected(values, index) -> np.ndarray:
+  """Reads `values[..., index]` per seed, NaN where the index is -1 (all diverged).
+
+  Args:
+    values: `(..., G)` any metric over the grid (test error may be read here, after selection).
+    index: `values.shape[:-1]` indices from `select` (broadcastable, e.g. `(L, S)` against
+      `(S, G)` values).
+
+  Returns:
+    Float64 array of the broadcast leading shape.
+  """
+  values = np.asarray(values, np.float64)
+  index = np.asarray(index, np.int64)
+  lead = np.broadcast_shapes(values.shape[:-1], index.shape)
+  values = np.broadcast_to(values, lead + values.shape[-1:])
+  index = np.broadcast_to(index, lead)
+  picked = np.take_along_axis(values, np.maximum(index, 0)[..., None], axis=-1)[..., 0]
+  return np.where(index < 0, np.nan, picked)
