@@ -33,6 +33,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       optimizer="sgd", schedule="cosine", learning_rate=0.05, weight_decay=5e-4, momentum=0.9,
       epochs=100, batch_size=128, augment=False, checkpoint_every=20))
+  c.unlearn = ml_collections.ConfigDict(dict(
+      # 'retrain' is the retrained reference trained above; the rest unlearn the originals.
+      methods=("retrain", "scrub", "neggrad_plus", "l1_sparse", "finetune", "gradient_ascent",
+               "random_labels", "salun", "bad_teacher", "ssd"),
+      grids={},        # {method: {hparam: values}} overrides a method's default grid
+      hparams={},      # {method: {hparam: value}} overrides a method's defaults
+      epochs={},       # {method: epochs} overrides a method's default epochs
+      batch_size=128))
+  c.eval = ml_collections.ConfigDict(dict(
+      goals=("privacy", "bias_removal"), lambdas=(0.2, 0.4, 0.6), mia_max_train=1000))
+  c.regions = ml_collections.ConfigDict(dict(
+      lam=0.4,                    # decision regions of the points selected at this lambda
+      num_planes=8, resolution=24, plot_resolution=120, margin=0.1,
+      num_anchors=50, num_directions=16, radii_fraction=(0.05, 0.1, 0.2), batch_size=2048))
+  c.report = ml_collections.ConfigDict(dict(plane_method="scrub"))
   c.strategy = "auto"        # 'auto' or '<member_chunk>,<scan|host>'
   c.eval_batch_size = 1024
   c.compilation_cache_dir = "~/.cache/unlearn_jax/jax_cache"   # '' disables it
@@ -48,6 +63,18 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.epochs = 3
   c.train.checkpoint_every = 1
   c.dataset.forget_size = min(c.dataset.forget_size, 20)
+  c.unlearn.epochs = {m: 1 for m in c.unlearn.methods}
+  c.unlearn.grids = {"neggrad_plus": {"alpha": (0.9, 0.99)}, "scrub": {"msteps": (1.0,)},
+                     "l1_sparse": {"gamma": (1e-4,)}, "salun": {"salient_fraction": (0.5,)},
+                     "bad_teacher": {"learning_rate": (0.01,)},
+                     "ssd": {"selection_weighting": (10.0,)},
+                     "finetune": {"learning_rate": (0.01,)},
+                     "gradient_ascent": {"learning_rate": (1e-4,)},
+                     "random_labels": {"learning_rate": (0.01,)}}
+  c.unlearn.batch_size = 32
+  c.regions.update(dict(num_planes=2, resolution=6, plot_resolution=24, num_anchors=4,
+                        num_directions=4))
+  c.eval.mia_max_train = 100
   if c.dataset.name not in ("mnist1d", "synthetic"):
     c.dataset.name, c.dataset.kwargs = "synthetic", {"image_size": 8, "num_train": 200,
                                                      "num_test": 100, "num_classes": 10}

@@ -20,4 +20,6 @@ def get_config(arg=None):
   c.train.epochs = 4
   c.train.batch_size = 32
   c.train.checkpoint_every = 2
+  shrunk = common.shrink_for_smoke(common.base_config())
+  c.unlearn, c.regions, c.eval = shrunk.unlearn, shrunk.regions, shrunk.eval
   return c

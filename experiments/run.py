@@ -1,12 +1,18 @@
 """The width sweep as a library function: `run(config, workdir)`.
 
-Stages (each resumable from the workdir):
-  1. originals: per width bucket, every (seed, width) trained on the train split;
-  2. retrained: the same members trained from scratch on the retain set (the reference);
-  then per-member errors/losses on train, retain, forget, validation and test.
+Per width bucket (widths that share one padded, vmapped member axis):
+  1. originals: every (seed, width) trained on the train split;
+  2. retrained references: the same members trained from scratch on the retain set;
+  3. every method unlearns every original over its hyperparameter grid (one vmapped program);
+  4. every model is evaluated (errors, MIAs, agreement with and gaps to its retrained reference);
+     hyperparameters are selected per (width, seed, method, goal, lambda) on validation data;
+  5. decision-region change of the selected models near the forget set and elsewhere.
+Then `results.csv` (tidy rows), plots and `report.md`. Every stage is checkpointed in the workdir:
+a killed run started again with the same command continues where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,68 +22,155 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import results, setup
-from experiments.training_stage import TrainedBucket, train_bucket
-from unlearn_jax import train as train_lib
+from experiments import evaluate_stage as ev
+from experiments import regions_stage, report, results, setup
+from experiments.training_stage import train_bucket
+from experiments.unlearn_stage import unlearn_bucket
+from unlearn_jax.evaluation import tuning
+from unlearn_jax.train import Progress
 
 
-def split_errors(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-  """Per-member error and cross-entropy of logits (S, N, C) against labels (N,)."""
-  logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-  loss = -np.take_along_axis(logp, labels[None, :, None], axis=-1)[..., 0].mean(-1)
-  return {"error": (logits.argmax(-1) != labels).mean(-1), "loss": loss}
+def metric_rows(stage: str, method: str, members: list[dict], metrics: dict, **extra) -> list:
+  return [results.row(stage=stage, method=method, width=m["width"], seed=m["seed"],
+                      hparams=m.get("hparams", {}), split=split, metric=metric,
+                      value=float(values[i]), **extra)
+          for i, m in enumerate(members) for (split, metric), values in metrics.items()]
 
 
-def evaluate_bucket(bucket: TrainedBucket, splits, batch_size: int) -> dict[str, dict]:
-  """{split: {metric: (S,)}} for train, retain, forget, val, test."""
-  predict = lambda x: train_lib.predict_logits(
-      bucket.model, bucket.state.params, bucket.state.batch_stats, jnp.asarray(x),
-      batch_size=batch_size, strategy=bucket.strategy)
-  train_logits = predict(splits.x_train)
-  return {
-      "train": split_errors(train_logits, splits.y_train),
-      "retain": split_errors(train_logits[:, splits.retain_idx], splits.y_train[splits.retain_idx]),
-      "forget": split_errors(train_logits[:, splits.forget_idx], splits.y_train[splits.forget_idx]),
-      "val": split_errors(predict(splits.x_val), splits.y_val),
-      "test": split_errors(predict(splits.x_test), splits.y_test),
-  }
+def _variables(state) -> dict:
+  if isinstance(state, dict):
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}
+  return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def _select(metrics: dict, origin: list[int], num_orig: int, goal: str, lam: float) -> np.ndarray:
+  """Member index chosen for each original by validation data only (-1: all diverged)."""
+  grid = len(origin) // num_orig
+  val = metrics[("val", "error")].reshape(num_orig, grid)
+  forget = metrics[("forget", "error")].reshape(num_orig, grid)
+  best = tuning.select(goal, lam, val_error=val, forget_error=forget)
+  return np.where(best >= 0, np.arange(num_orig) * grid + best, -1)
+
+
+def _cached(path: str, compute):
+  loaded = ev.load_metrics(path)
+  if loaded is not None:
+    return loaded[0]
+  metrics, members = compute()
+  ev.save_metrics(path, metrics, members)
+  return metrics
 
 
 def run(config, workdir: str) -> dict:
   """Runs every stage; returns {'rows': result rows, 'wall_s': seconds}."""
   start = time.time()
   os.makedirs(workdir, exist_ok=True)
+  writer = jax.process_index() == 0
   setup.configure_jax(config)
   splits = setup.load_splits(config)
   data = setup.device_data(splits)
   sample_x = jnp.asarray(splits.x_train[:2])
-  rows = []
-  for bucket_widths in setup.width_buckets(config.widths, config.bucket_max_ratio):
+  buckets = setup.width_buckets(config.widths, config.bucket_max_ratio)
+  method_names = [m for m in config.unlearn.methods if m != "retrain"]
+  probe = regions_stage.RegionProbe(splits, config.regions, seed=config.dataset.split_seed)
+  rows, timings = [], {}
+  progress = Progress("sweep", len(buckets) * (2 + len(method_names)), unit="stage", every_s=0)
+  done = 0
+  figures_dir = os.path.join(workdir, "figures")
+  os.makedirs(figures_dir, exist_ok=True)
+  for widths in buckets:
+    tag = "-".join(str(w) for w in widths)
+    trained = {}
     for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
                                 ("retrained", splits.retain_idx, 1)):
-      bucket = train_bucket(config, stage, bucket_widths, data, pool, stream, workdir, sample_x,
-                            splits.num_classes)
-      metrics = evaluate_bucket(bucket, splits, config.eval_batch_size)
-      for i, m in enumerate(bucket.members):
-        for split, values in metrics.items():
-          for metric, v in values.items():
-            rows.append(results.row(stage=stage, method=stage, width=m.width, seed=m.seed,
-                                    split=split, metric=metric, value=float(v[i])))
-  results.write_csv(os.path.join(workdir, "results.csv"), rows)
+      t0 = time.time()
+      trained[stage] = train_bucket(config, stage, widths, data, pool, stream, workdir, sample_x,
+                                    splits.num_classes)
+      timings[f"train {stage} {tag}"] = time.time() - t0
+      done += 1
+      progress.update(done, f"({stage} widths {tag})")
+    orig, retr = trained["original"], trained["retrained"]
+    members = [dataclasses.asdict(m) | {"hparams": {}} for m in orig.members]
+    num_orig = len(members)
+    orig_vars, retr_vars = _variables(orig.state), _variables(retr.state)
+    retr_logits = ev.predict_splits(orig.model, *retr_vars.values(), splits,
+                                    config.eval_batch_size, orig.strategy)
+    retr_metrics, retr_preds = ev.evaluate_members(retr_logits, splits,
+                                                   mia_max_train=config.eval.mia_max_train)
+    orig_logits = ev.predict_splits(orig.model, *orig_vars.values(), splits,
+                                    config.eval_batch_size, orig.strategy)
+    orig_metrics, _ = ev.evaluate_members(orig_logits, splits, retrained_pred=retr_preds,
+                                          mia_max_train=config.eval.mia_max_train)
+    ev.add_avg_gap(orig_metrics, retr_metrics)
+    orig_labels = probe.labels(orig.model, orig_vars)
+    retr_labels = probe.labels(orig.model, retr_vars)
+    rows += metric_rows("original", "original", members, orig_metrics)
+    rows += metric_rows("retrained", "retrain", members, retr_metrics)
+    rows += metric_rows("regions", "retrain", members, probe.changes(orig_labels, retr_labels))
+
+    for name in method_names:
+      unl = unlearn_bucket(config, name, orig, data, splits, workdir, sample_x,
+                           splits.num_classes)
+      timings[f"unlearn {name} {tag}"] = unl.seconds
+      unl_vars = _variables(unl.state)
+      origin = np.asarray(unl.origin)
+
+      def compute_metrics():
+        logits = ev.predict_splits(unl.model, *unl_vars.values(), splits,
+                                   config.eval_batch_size, unl.strategy)
+        m, _ = ev.evaluate_members(logits, splits, mia_max_train=config.eval.mia_max_train,
+                                   retrained_pred={k: v[origin] for k, v in retr_preds.items()})
+        ev.add_avg_gap(m, {k: v[origin] for k, v in retr_metrics.items()})
+        return m, unl.members
+
+      metrics = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
+      rows += metric_rows("unlearned", name, unl.members, metrics)
+      for goal in config.eval.goals:
+        for lam in config.eval.lambdas:
+          chosen = _select(metrics, unl.origin, num_orig, goal, lam)
+          ok = chosen >= 0
+          if not ok.all():
+            logging.warning("%s widths %s goal %s lambda %g: every grid point diverged for "
+                            "originals %s", name, tag, goal, lam, np.flatnonzero(~ok).tolist())
+          picked = {k: v[chosen[ok]] for k, v in metrics.items()}
+          rows += metric_rows("selected", name, [unl.members[j] for j in chosen[ok]], picked,
+                              goal=goal, lam=lam, selected=1)
+          if lam != config.regions.lam or not ok.any():
+            continue
+
+          def compute_regions(chosen=chosen[ok]):
+            after = probe.labels(unl.model, regions_stage.take_members(unl_vars, chosen))
+            before = regions_stage.index_labels(orig_labels, origin[chosen])
+            changes = probe.changes(before, after)
+            vs_retrained = probe.changes(regions_stage.index_labels(retr_labels, origin[chosen]),
+                                         after)
+            changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
+            return changes, [unl.members[j] for j in chosen]
+
+          regions = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
+                            compute_regions)
+          rows += metric_rows("regions", name, [unl.members[j] for j in chosen[ok]], regions,
+                              goal=goal, lam=lam, selected=1)
+          if (writer and name == config.report.plane_method and goal == "privacy"
+              and widths in (buckets[0], buckets[-1])):
+            j = int(chosen[ok][0] if widths == buckets[0] else chosen[ok][-1])
+            w = unl.members[j]["width"]
+            regions_stage.plot_forget_plane(
+                probe, unl.model, regions_stage.take_members(orig_vars, [origin[j]]),
+                regions_stage.take_members(unl_vars, [j]),
+                os.path.join(figures_dir, f"plane_width_{w}.png"), splits.num_classes,
+                f"width {w}, {name}, privacy lambda {lam:g}")
+      done += 1
+      progress.update(done, f"({name} widths {tag})")
+
   wall = time.time() - start
-  with open(os.path.join(workdir, "run_info.json"), "w") as f:
-    json.dump({"wall_s": wall, "backend": jax.default_backend(),
-               "devices": jax.device_count(), "splits": splits.summary()}, f, indent=1)
-  _log_summary(rows)
+  if writer:
+    results.write_csv(os.path.join(workdir, "results.csv"), rows)
+    info = {"wall_s": wall, "backend": jax.default_backend(), "devices": jax.device_count(),
+            "processes": jax.process_count(), "splits": splits.summary(),
+            "stage_seconds": timings}
+    with open(os.path.join(workdir, "run_info.json"), "w") as f:
+      json.dump(info, f, indent=1)
+    report.write_report(config, workdir, rows, info)
   logging.info("done in %.1fs; results in %s", wall, os.path.join(workdir, "results.csv"))
   return {"rows": rows, "wall_s": wall}
-
-
-def _log_summary(rows) -> None:
-  table: dict = {}
-  for r in rows:
-    if r["metric"] == "error" and r["split"] in ("train", "test"):
-      table.setdefault((r["stage"], r["width"], r["split"]), []).append(r["value"])
-  for (stage, width, split), v in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-    logging.info("%-9s width %-6s %-5s error %.3f +- %.3f", stage, width, split, np.nanmean(v),
-                 np.nanstd(v))

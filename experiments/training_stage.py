@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from unlearn_jax import train as train_lib
+from unlearn_jax.train import sharding
 from unlearn_jax.checkpoints import StageCheckpointer
 
 
@@ -52,16 +53,27 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
     start = saved["epoch"]
     logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
   if start < t.epochs:
-    def checkpoint(epoch, st, _):
-      if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
-        ckpt.save(epoch, st, dict(meta, epoch=epoch))
+    num = len(members)
 
-    logging.info("%s widths %s: %d members, strategy %s", name, widths, len(members), strategy)
+    def checkpoint(epoch, st, _):
+      # Checkpoints hold the unpadded members, so a run may resume on another device count.
+      if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+        ckpt.save(epoch, sharding.unpad_members(st, num), dict(meta, epoch=epoch))
+
+    keys = train_lib.member_keys(members, stream)
+    if strategy.member_chunk == 0 and jax.device_count() > 1:
+      mesh = sharding.member_mesh()
+      padded = sharding.padded_count(num, jax.device_count())
+      state = sharding.shard_members(sharding.pad_members(state, padded), mesh)
+      keys = sharding.pad_members(keys, padded)
+      data = sharding.replicate(data, mesh)
+    logging.info("%s widths %s: %d members, strategy %s, %d device(s)", name, widths, num,
+                 strategy, jax.device_count())
     state, _ = train_lib.train(
-        model, train_lib.any_optimizer(tx_factory), state, data, pool_idx,
-        train_lib.member_keys(members, stream), epochs=t.epochs, batch_size=t.batch_size,
-        augment=t.augment, strategy=strategy, start_epoch=start, callback=checkpoint,
-        name=f"{name} {tag}")
+        model, train_lib.any_optimizer(tx_factory), state, data, pool_idx, keys,
+        epochs=t.epochs, batch_size=t.batch_size, augment=t.augment, strategy=strategy,
+        start_epoch=start, callback=checkpoint, name=f"{name} {tag}")
+    state = sharding.unpad_members(state, num)
   ckpt.close()
   bad = train_lib.diverged_members(state)
   if len(bad):

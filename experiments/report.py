@@ -1,0 +1,250 @@
+"""Plots and `report.md` of a width sweep, computed from its tidy result rows alone."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+
+import numpy as np
+
+STUDY_METHODS = ("scrub", "neggrad_plus", "l1_sparse")
+FORGET_USING = ("scrub", "neggrad_plus")
+
+
+class Table:
+  """Values over seeds, keyed by (stage, method, width, goal, lam, split, metric)."""
+
+  def __init__(self, rows):
+    self.values = defaultdict(list)
+    for r in rows:
+      lam = r["lam"] if r["lam"] == "" else float(r["lam"])
+      key = (r["stage"], r["method"], float(r["width"]), r["goal"], lam, r["split"], r["metric"])
+      self.values[key].append(float(r["value"]))
+    self.widths = sorted({k[2] for k in self.values})
+
+  def get(self, stage, method, width, split, metric, goal="", lam="") -> np.ndarray:
+    return np.asarray(self.values.get((stage, method, float(width), goal, lam, split, metric), []))
+
+  def stat(self, *args, **kw) -> tuple[float, float]:
+    v = self.get(*args, **kw)
+    v = v[np.isfinite(v)]
+    return (float(v.mean()), float(v.std())) if len(v) else (math.nan, math.nan)
+
+  def methods(self, stage="selected"):
+    return sorted({k[1] for k in self.values if k[0] == stage})
+
+
+def _fmt(ms) -> str:
+  return f"{ms[0]:.3f} ± {ms[1]:.3f}"
+
+
+def _figure(ncols=1, width=6.0, height=4.0):
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(width * ncols, height))
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(1, ncols, squeeze=False)[0]
+  return fig, axes
+
+
+def _plot_errors_vs_width(t: Table, path: str):
+  fig, (ax,) = _figure()
+  for stage, method, style in (("original", "original", "-"), ("retrained", "retrain", "--")):
+    for split, color in (("train", "tab:blue"), ("test", "tab:red"), ("forget", "tab:green")):
+      ms = np.array([t.stat(stage, method, w, split, "error") for w in t.widths])
+      ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], ls=style, color=color, marker="o",
+                  label=f"{stage} {split}", capsize=3)
+  ax.set_xscale("log")
+  ax.set_xlabel("width")
+  ax.set_ylabel("error")
+  ax.set_title("errors vs width (mean ± std over seeds)")
+  ax.legend(fontsize=7)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
+  methods = t.methods()
+  fig, axes = _figure(ncols=len(t.widths), width=3.6, height=3.6)
+  cmap = __import__("matplotlib").colormaps["tab10"]
+  for ax, w in zip(axes, t.widths):
+    for i, method in enumerate(methods):
+      xs, ys, sizes = [], [], []
+      for lam in lambdas:
+        if goal == "privacy":
+          gap = np.abs(t.get("selected", method, w, "forget", "gap_val", goal=goal, lam=lam))
+          x = float(np.nanmean(gap)) if len(gap) else math.nan
+        else:
+          x = t.stat("selected", method, w, "forget", "error", goal=goal, lam=lam)[0]
+        xs.append(x)
+        ys.append(t.stat("selected", method, w, "test", "error", goal=goal, lam=lam)[0])
+        sizes.append(30 + 150 * lam)
+      ax.scatter(xs, ys, s=sizes, color=cmap(i % 10), alpha=0.7, label=method)
+      ax.plot(xs, ys, color=cmap(i % 10), lw=0.8, alpha=0.6)
+    ox = (abs(t.stat("original", "original", w, "forget", "gap_val")[0]) if goal == "privacy"
+          else t.stat("original", "original", w, "forget", "error")[0])
+    ax.scatter([ox], [t.stat("original", "original", w, "test", "error")[0]], marker="*",
+               s=180, color="black", label="original")
+    ax.set_title(f"width {w:g}")
+    ax.set_xlabel("|forget - val error|" if goal == "privacy" else "forget error")
+  axes[0].set_ylabel("test error")
+  axes[-1].legend(fontsize=6)
+  fig.suptitle(f"{goal}: test error vs goal (marker size = lambda)")
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
+def _plot_vs_width(t: Table, series, ylabel: str, title: str, path: str):
+  fig, (ax,) = _figure()
+  for label, fn in series:
+    ms = np.array([fn(w) for w in t.widths])
+    ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, label=label)
+  ax.set_xscale("log")
+  ax.set_xlabel("width")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.legend(fontsize=7)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def findings(t: Table, lambdas) -> list[dict]:
+  """The study's four findings, each with measured numbers and whether it holds here."""
+  narrow, wide = t.widths[0], t.widths[-1]
+  lam_hi = max(lambdas)
+  out = []
+
+  def abs_gap(stage, method, w, **kw):
+    v = np.abs(t.get(stage, method, w, "forget", "gap_val", **kw))
+    v = v[np.isfinite(v)]
+    return (float(v.mean()), float(v.std())) if len(v) else (math.nan, math.nan)
+
+  test0 = t.stat("original", "original", wide, "test", "error")
+  gap0 = abs_gap("original", "original", wide)
+  forget0 = t.stat("original", "original", wide, "forget", "error")
+  lines, holds_p, holds_b = [], False, False
+  for m in STUDY_METHODS:
+    gap = abs_gap("selected", m, wide, goal="privacy", lam=lam_hi)
+    test_p = t.stat("selected", m, wide, "test", "error", goal="privacy", lam=lam_hi)
+    forget_b = t.stat("selected", m, wide, "forget", "error", goal="bias_removal", lam=lam_hi)
+    test_b = t.stat("selected", m, wide, "test", "error", goal="bias_removal", lam=lam_hi)
+    holds_p |= gap[0] <= 0.5 * gap0[0] and test_p[0] - test0[0] <= 0.05
+    holds_b |= forget_b[0] - forget0[0] >= 0.2 and test_b[0] - test0[0] <= 0.05
+    lines.append(f"{m}: privacy |gap| {_fmt(gap)} at test error {_fmt(test_p)}; bias removal "
+                 f"forget error {_fmt(forget_b)} at test error {_fmt(test_b)}")
+  out.append(dict(
+      title="1. Wide models: much privacy / bias removal at a modest test-error cost",
+      criterion=(f"at width {wide:g}, lambda {lam_hi:g}, some study method at least halves the "
+                 "|forget - val| error gap (privacy) / raises forget error by >= 0.2 (bias "
+                 "removal), each at <= 0.05 extra test error"),
+      numbers=[f"original: |gap| {_fmt(gap0)}, forget error {_fmt(forget0)}, test error "
+               f"{_fmt(test0)}"] + lines,
+      holds=bool(holds_p and holds_b),
+      detail=f"privacy part holds: {holds_p}; bias-removal part holds: {holds_b}"))
+
+  gap_n, gap_w = abs_gap("original", "original", narrow), gap0
+  test_n = t.stat("original", "original", narrow, "test", "error")
+  out.append(dict(
+      title="2. Underparameterized models are fairly private already but generalise worse",
+      criterion=(f"the original width-{narrow:g} model has a smaller |forget - val| gap and a "
+                 f"higher test error than the original width-{wide:g} model"),
+      numbers=[f"width {narrow:g}: |gap| {_fmt(gap_n)}, test error {_fmt(test_n)}",
+               f"width {wide:g}: |gap| {_fmt(gap_w)}, test error {_fmt(test0)}"],
+      holds=bool(gap_n[0] < gap_w[0] and test_n[0] > test0[0])))
+
+  rise = {m: t.stat("selected", m, wide, "forget", "error", goal="bias_removal", lam=lam_hi)[0]
+          - forget0[0] for m in STUDY_METHODS}
+  best_forget = max(rise[m] for m in FORGET_USING)
+  out.append(dict(
+      title="3. Bias removal on wide models works only with methods that use the forget set",
+      criterion=(f"at width {wide:g} (bias removal, lambda {lam_hi:g}) the forget-error rise of "
+                 "SCRUB or NegGrad+ exceeds l1-sparse's by >= 0.1"),
+      numbers=[f"{m}: forget-error rise {rise[m]:+.3f}" for m in STUDY_METHODS],
+      holds=bool(best_forget - rise["l1_sparse"] >= 0.1)))
+
+  lam_r = sorted({k[4] for k in t.values if k[0] == "regions" and k[4] != ""})
+  fam = {f: [] for f in ("forget", "retain", "test")}
+  nums = []
+  for m in FORGET_USING:
+    for f in fam:
+      for lam in lam_r:
+        v = t.get("regions", m, wide, f, "plane_changed", goal="privacy", lam=lam)
+        fam[f].extend(v[np.isfinite(v)].tolist())
+    nums.append(f"{m}: changed fraction on planes through forget / retain / test examples "
+                + " / ".join(_fmt(t.stat("regions", m, wide, f, "plane_changed",
+                                          goal="privacy", lam=lam_r[0] if lam_r else ""))
+                             for f in fam))
+  mean = {f: float(np.mean(v)) if v else math.nan for f, v in fam.items()}
+  out.append(dict(
+      title="4. On wide models unlearning changes decision regions locally",
+      criterion=(f"at width {wide:g} (privacy selection), planes through forget examples change "
+                 "at least twice as much as planes through retain or test examples"),
+      numbers=nums, holds=bool(mean["forget"] >= 2 * max(mean["retain"], mean["test"]))))
+  return out
+
+
+def write_report(config, workdir: str, rows, info: dict) -> None:
+  t = Table(rows)
+  fig_dir = os.path.join(workdir, "figures")
+  os.makedirs(fig_dir, exist_ok=True)
+  lambdas = tuple(config.eval.lambdas)
+  _plot_errors_vs_width(t, os.path.join(fig_dir, "errors_vs_width.png"))
+  for goal in config.eval.goals:
+    _plot_tradeoff(t, goal, lambdas, os.path.join(fig_dir, f"tradeoff_{goal}.png"))
+  lam_r = config.regions.lam
+  methods = t.methods()
+  _plot_vs_width(
+      t, [("original", lambda w: t.stat("original", "original", w, "forget", "mia_loss")),
+          ("retrained", lambda w: t.stat("retrained", "retrain", w, "forget", "mia_loss"))]
+      + [(m, lambda w, m=m: t.stat("selected", m, w, "forget", "mia_loss", goal="privacy",
+                                   lam=lam_r)) for m in methods],
+      "loss-MIA accuracy (0.5 = private)", f"membership inference (privacy, lambda {lam_r:g})",
+      os.path.join(fig_dir, "mia_vs_width.png"))
+  _plot_vs_width(
+      t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, "plane_changed",
+                                                  goal="privacy", lam=lam_r))
+          for m in [x for x in STUDY_METHODS if x in methods] for f in ("forget", "test")],
+      "fraction of plane points relabelled",
+      f"decision-region change near forget vs test examples (privacy, lambda {lam_r:g})",
+      os.path.join(fig_dir, "regions_vs_width.png"))
+
+  lines = ["# Width sweep report", "",
+           f"Dataset `{config.dataset.name}`, model `{config.model.name}`, widths "
+           f"{list(config.widths)}, seeds {list(config.seeds)}, forget set "
+           f"{info['splits']['forget']} examples ({config.dataset.forget_mode}).",
+           f"Wall time {info['wall_s']:.0f} s on {info['devices']} {info['backend']} device(s).",
+           "", "## Findings of the study, checked here", ""]
+  for f in findings(t, lambdas):
+    lines += [f"### {f['title']}: {'holds' if f['holds'] else 'does not hold'} here", "",
+              f"Criterion: {f['criterion']}.", ""] + [f"- {n}" for n in f["numbers"]]
+    if f.get("detail"):
+      lines.append(f"- {f['detail']}")
+    lines.append("")
+  lines += ["## Errors per width (mean ± std over seeds)", "",
+            "| width | original train | original test | original forget | retrained test | "
+            "retrained forget | original loss-MIA |", "|---|---|---|---|---|---|---|"]
+  for w in t.widths:
+    lines.append(f"| {w:g} | " + " | ".join(_fmt(x) for x in (
+        t.stat("original", "original", w, "train", "error"),
+        t.stat("original", "original", w, "test", "error"),
+        t.stat("original", "original", w, "forget", "error"),
+        t.stat("retrained", "retrain", w, "test", "error"),
+        t.stat("retrained", "retrain", w, "forget", "error"),
+        t.stat("original", "original", w, "forget", "mia_loss"))) + " |")
+  lines += ["", f"## Selected unlearning results (lambda {lam_r:g})", "",
+            "| width | method | goal | forget error | val error | test error | loss-MIA | "
+            "avg gap to retrained |", "|---|---|---|---|---|---|---|---|"]
+  for w in t.widths:
+    for m in methods:
+      for goal in config.eval.goals:
+        s = lambda split, metric: _fmt(t.stat("selected", m, w, split, metric, goal=goal,
+                                              lam=lam_r))
+        lines.append(f"| {w:g} | {m} | {goal} | {s('forget', 'error')} | {s('val', 'error')} | "
+                     f"{s('test', 'error')} | {s('forget', 'mia_loss')} | {s('all', 'avg_gap')} |")
+  lines += ["", "## Figures", ""]
+  for name in sorted(os.listdir(fig_dir)):
+    if name.endswith(".png"):
+      lines.append(f"![{name}](figures/{name})")
+  lines += ["", "## Stage times (s)", "", "```",
+            json.dumps({k: round(v, 1) for k, v in info["stage_seconds"].items()}, indent=1),
+            "```", "", "## Configuration", "", "```json", config.to_json(indent=1), "```"]
+  with open(os.path.join(workdir, "report.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
