@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -36,26 +37,37 @@ def split_labels(splits) -> dict:
           "val": splits.y_val, "test": splits.y_test}
 
 
+@jax.jit
+def _per_example(logits, labels):
+  # One compiled function per split shape instead of one per eager op.
+  return {"loss": metrics_lib.per_example_loss(logits, labels),
+          "error": metrics_lib.per_example_error(logits, labels),
+          "confidence": metrics_lib.true_class_confidence(logits, labels),
+          "pred": metrics_lib.predicted_labels(logits)}
+
+
 def evaluate_members(logits: dict, splits, *, mia_max_train: int = 1000, seed: int = 0,
                      retrained_pred: dict | None = None) -> tuple[dict, dict]:
   """Returns ({(split, metric): (S,)}, predicted labels {split: (S, N)})."""
   labels = split_labels(splits)
-  out, preds = {}, {}
-  for split, lg in logits.items():
-    m = metrics_lib.split_metrics(lg, labels[split])
-    out[(split, "error")], out[(split, "loss")] = np.asarray(m["error"]), np.asarray(m["loss"])
-    preds[split] = np.asarray(metrics_lib.predicted_labels(lg))
+  stats = {s: jax.tree.map(np.asarray, _per_example(lg, labels[s])) for s, lg in logits.items()}
+  out = {}
+  for split, st in stats.items():
+    out[(split, "error")], out[(split, "loss")] = st["error"].mean(-1), st["loss"].mean(-1)
   n_r, n_f = len(labels["retain"]), len(labels["forget"])
-  out[("train", "error")] = (n_r * out[("retain", "error")] + n_f * out[("forget", "error")]) / (n_r + n_f)
+  out[("train", "error")] = ((n_r * out[("retain", "error")] + n_f * out[("forget", "error")])
+                             / (n_r + n_f))
   out[("forget", "gap_val")] = out[("forget", "error")] - out[("val", "error")]
-  loss = {s: np.asarray(metrics_lib.per_example_loss(logits[s], labels[s])) for s in logits}
-  conf = {s: np.asarray(metrics_lib.true_class_confidence(logits[s], labels[s])) for s in logits}
   out[("forget", "mia_loss")] = mia.per_member(
-      mia.loss_mia_accuracy, dict(forget_losses=loss["forget"], test_losses=loss["test"]),
+      mia.loss_mia_accuracy,
+      dict(forget_losses=stats["forget"]["loss"], test_losses=stats["test"]["loss"]),
       forget_labels=labels["forget"], test_labels=labels["test"], seed=seed)
   out[("forget", "mia_efficacy")] = mia.per_member(
-      mia.mia_efficacy, dict(retain_conf=conf["retain"], test_conf=conf["test"],
-                             forget_conf=conf["forget"]), seed=seed, max_train=mia_max_train)
+      mia.mia_efficacy, dict(retain_conf=stats["retain"]["confidence"],
+                             test_conf=stats["test"]["confidence"],
+                             forget_conf=stats["forget"]["confidence"]),
+      seed=seed, max_train=mia_max_train)
+  preds = {s: st["pred"] for s, st in stats.items()}
   if retrained_pred is not None:
     for split in ("forget", "test"):
       out[(split, "agree_retrained")] = np.asarray(

@@ -74,6 +74,9 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
         epochs=t.epochs, batch_size=t.batch_size, augment=t.augment, strategy=strategy,
         start_epoch=start, callback=checkpoint, name=f"{name} {tag}")
     state = sharding.unpad_members(state, num)
+    if jax.process_count() > 1:
+      # Later stages are cheap and run the same on every process: gather the members here.
+      state = jax.tree.map(jax.numpy.asarray, sharding.to_host(state))
   ckpt.close()
   bad = train_lib.diverged_members(state)
   if len(bad):

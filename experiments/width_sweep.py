@@ -12,6 +12,13 @@ from experiments import run as run_lib
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for a multi-process run; on clusters "
+    "that JAX detects (SLURM, TPU pods, ...) pass --distributed instead.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with "
+                                 "the cluster's auto-detected settings.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -26,6 +33,12 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  if _COORDINATOR.value or _DISTRIBUTED.value:
+    import jax  # pylint: disable=g-import-not-at-top
+    # Cross-process collectives on CPU need an explicit implementation.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   run_lib.run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from unlearn_jax.train import sharding
 
 PyTree = Any
 
@@ -28,7 +31,7 @@ class StageCheckpointer:
 
   def save(self, step: int, state: PyTree, meta: dict) -> None:
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        state=ocp.args.StandardSave(_global(state)), meta=ocp.args.JsonSave(meta)))
 
   def read_meta(self, step: int | None = None) -> dict:
     """The JSON metadata alone, e.g. to check a checkpoint matches before restoring arrays."""
@@ -39,9 +42,17 @@ class StageCheckpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}.")
+    multi = jax.process_count() > 1
+    if multi:
+      replicated = NamedSharding(sharding.member_mesh(), P())
+      abstract_state = jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract_state)
     out = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-    return out["state"], out["meta"]
+    state = out["state"]
+    if multi:  # every process continues with its own full copy
+      state = jax.tree.map(lambda x: x.addressable_data(0), state)
+    return state, out["meta"]
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -51,6 +62,11 @@ class StageCheckpointer:
     self._manager.close()
 
 
-def abstract_like(tree: PyTree) -> PyTree:
-  """The abstract (shape/dtype/sharding) tree of concrete arrays, for restoring into."""
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _global(state: PyTree) -> PyTree:
+  """In a multi-process run, host-local arrays become replicated global arrays for saving."""
+  if jax.process_count() == 1:
+    return state
+  mesh = sharding.member_mesh()
+  return jax.tree.map(lambda x: sharding.replicate(x, mesh) if x.is_fully_addressable else x,
+                      state)
+

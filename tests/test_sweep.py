@@ -1,0 +1,147 @@
+"""The width sweep: resume after a kill, partial re-runs, device-count invariance, multi-process."""
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import smoke
+from experiments import results, run as run_lib
+from experiments import training_stage, unlearn_stage
+from unlearn_jax import methods as methods_lib
+from unlearn_jax.checkpoints import StageCheckpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = ("retrain", "scrub", "neggrad_plus", "l1_sparse")
+
+
+def _config():
+  c = smoke.get_config()
+  c.compilation_cache_dir = ""
+  c.train.epochs, c.train.checkpoint_every = 4, 1
+  c.unlearn.methods = METHODS
+  return c
+
+
+def _values(rows):
+  return {(r["stage"], r["method"], r["width"], r["seed"], r["hparams"], r["goal"], r["lam"],
+           r["split"], r["metric"]): float(r["value"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run on the test session's 4 host devices."""
+  workdir = tmp_path_factory.mktemp("reference")
+  run_lib.run(_config(), str(workdir))
+  return workdir, _values(results.read_csv(str(workdir / "results.csv")))
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatch):
+  ref_dir, ref_values = reference
+  workdir = str(tmp_path)
+  save = StageCheckpointer.save
+
+  def die_in_training(self, step, state, meta):
+    save(self, step, state, meta)
+    if meta.get("stage") == "retrained" and step == 2:
+      self.wait()
+      raise _Killed("killed mid-training")
+
+  monkeypatch.setattr(StageCheckpointer, "save", die_in_training)
+  with pytest.raises(_Killed):
+    run_lib.run(_config(), workdir)
+  monkeypatch.setattr(StageCheckpointer, "save", save)
+
+  real_unlearn = unlearn_stage.unlearn_bucket
+  def die_in_unlearning(config, name, *args, **kwargs):
+    if name == "l1_sparse":
+      raise _Killed("killed mid-unlearning")
+    return real_unlearn(config, name, *args, **kwargs)
+
+  monkeypatch.setattr(run_lib, "unlearn_bucket", die_in_unlearning)
+  with pytest.raises(_Killed):
+    run_lib.run(_config(), workdir)
+  monkeypatch.setattr(run_lib, "unlearn_bucket", real_unlearn)
+  run_lib.run(_config(), workdir)
+  resumed = _values(results.read_csv(os.path.join(workdir, "results.csv")))
+  assert resumed.keys() == ref_values.keys()
+  assert resumed == ref_values   # bitwise: the same programs ran on the same inputs
+
+  # The final training checkpoints are bitwise equal too.
+  for stage in ("original", "retrained"):
+    a = StageCheckpointer(str(ref_dir / stage / "widths_2-8"))
+    b = StageCheckpointer(os.path.join(workdir, stage, "widths_2-8"))
+    restore = lambda c: c._manager.restore(c.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))["state"]
+    for x, y in zip(jax.tree.leaves(restore(a)), jax.tree.leaves(restore(b))):
+      np.testing.assert_array_equal(x, y)
+
+
+def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatch):
+  import shutil
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir)
+  calls = []
+  real = methods_lib.unlearn
+  monkeypatch.setattr(unlearn_stage.methods_lib, "unlearn",
+                      lambda method, *a, **k: calls.append(method.name) or real(method, *a, **k))
+  trained = []
+  real_train = training_stage.train_lib.train
+  monkeypatch.setattr(training_stage.train_lib, "train",
+                      lambda *a, **k: trained.append(1) or real_train(*a, **k))
+  config = _config()
+  config.unlearn.grids = dict(config.unlearn.grids, neggrad_plus={"alpha": (0.95,)})
+  run_lib.run(config, str(workdir))
+  values = _values(results.read_csv(str(workdir / "results.csv")))
+  assert calls == ["neggrad_plus"] and not trained
+  ref = reference[1]
+  assert {k: v for k, v in values.items() if k[1] == "scrub"} == {
+      k: v for k, v in ref.items() if k[1] == "scrub"}
+  assert {k[4] for k in values if k[1] == "neggrad_plus" and k[0] == "unlearned"} == {
+      k[4] for k in values if k[1] == "neggrad_plus" and '"alpha": 0.95' in k[4]}
+
+
+def _cli(workdir, extra_env=None, extra_args=()):
+  env = dict(os.environ, **(extra_env or {}))
+  cmd = [sys.executable, "-m", "experiments.width_sweep", "--config=configs/smoke.py",
+         f"--workdir={workdir}", "--config.compilation_cache_dir=",
+         "--config.train.epochs=4", "--config.train.checkpoint_every=1",
+         f"--config.unlearn.methods={METHODS!r}", *extra_args]
+  return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def _assert_close(values, ref_values):
+  assert values.keys() == ref_values.keys()
+  a = np.array([values[k] for k in ref_values])
+  b = np.array([ref_values[k] for k in ref_values])
+  np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-3)
+
+
+def test_one_device_gives_the_same_results_as_four(reference, tmp_path):
+  proc = _cli(tmp_path, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+  out, _ = proc.communicate(timeout=900)
+  assert proc.returncode == 0, out[-3000:]
+  _assert_close(_values(results.read_csv(str(tmp_path / "results.csv"))), reference[1])
+
+
+def test_two_process_run_matches(reference, tmp_path):
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  procs = [_cli(tmp_path, env, (f"--coordinator_address=localhost:{port}", "--num_processes=2",
+                                f"--process_id={i}")) for i in range(2)]
+  outs = [p.communicate(timeout=900)[0] for p in procs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+  assert "2 device(s)" in outs[0]
+  _assert_close(_values(results.read_csv(str(tmp_path / "results.csv"))), reference[1])
