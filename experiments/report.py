@@ -102,7 +102,8 @@ def _plot_vs_width(t: Table, series, ylabel: str, title: str, path: str):
   ax.set_xlabel("width")
   ax.set_ylabel(ylabel)
   ax.set_title(title)
-  ax.legend(fontsize=7)
+  if series:
+    ax.legend(fontsize=7)
   fig.savefig(path, dpi=110, bbox_inches="tight")
 
 

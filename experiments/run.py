@@ -52,6 +52,16 @@ def _select(metrics: dict, origin: list[int], num_orig: int, goal: str, lam: flo
   return np.where(best >= 0, np.arange(num_orig) * grid + best, -1)
 
 
+def _report_diverged(what: str, metrics: dict, members: list[dict]) -> None:
+  """Logs members whose outputs are non-finite; tuning and aggregates skip them (NaN)."""
+  bad = np.flatnonzero(~np.isfinite(metrics[("val", "error")])
+                       | ~np.isfinite(metrics[("forget", "error")]))
+  if len(bad):
+    logging.warning("%s: members %s diverged (non-finite outputs), e.g. %s; their metrics are "
+                    "NaN, tuning never selects them and aggregates skip them.", what,
+                    bad.tolist(), members[int(bad[0])])
+
+
 def _cached(path: str, compute):
   loaded = ev.load_metrics(path)
   if loaded is not None:
@@ -102,6 +112,8 @@ def run(config, workdir: str) -> dict:
     orig_metrics, _ = ev.evaluate_members(orig_logits, splits, retrained_pred=retr_preds,
                                           mia_max_train=config.eval.mia_max_train)
     ev.add_avg_gap(orig_metrics, retr_metrics)
+    _report_diverged(f"original widths {tag}", orig_metrics, members)
+    _report_diverged(f"retrained widths {tag}", retr_metrics, members)
     orig_labels = probe.labels(orig.model, orig_vars)
     retr_labels = probe.labels(orig.model, retr_vars)
     rows += metric_rows("original", "original", members, orig_metrics)
@@ -124,6 +136,7 @@ def run(config, workdir: str) -> dict:
         return m, unl.members
 
       metrics = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
+      _report_diverged(f"unlearn {name} widths {tag}", metrics, unl.members)
       rows += metric_rows("unlearned", name, unl.members, metrics)
       for goal in config.eval.goals:
         for lam in config.eval.lambdas:

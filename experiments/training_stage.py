@@ -78,7 +78,7 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
       # Later stages are cheap and run the same on every process: gather the members here.
       state = jax.tree.map(jax.numpy.asarray, sharding.to_host(state))
   ckpt.close()
-  bad = train_lib.diverged_members(state)
+  bad = train_lib.diverged_members(state.params)
   if len(bad):
     logging.warning("%s widths %s: members %s diverged (non-finite parameters): %s; they are "
                     "reported as NaN and left out of aggregates.", name, widths, bad.tolist(),

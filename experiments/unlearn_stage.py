@@ -90,6 +90,11 @@ def unlearn_bucket(config, name: str, original: TrainedBucket, data: dict, split
     logging.info("unlearn %s widths %s: %.1fs (%.2fs per member)", name, original.widths, seconds,
                  seconds / len(members))
   ckpt.close()
+  bad = train_lib.diverged_members(state["params"])
+  if len(bad):
+    logging.warning("unlearn %s widths %s: members %s diverged (non-finite parameters), e.g. %s; "
+                    "their metrics are NaN and tuning never selects them.", name,
+                    original.widths, bad.tolist(), members[int(bad[0])])
   return UnlearnedBucket(name, method.uses_forget, original.widths, members, points, origin,
                          original.model, state, original.strategy, directory, seconds)
 

@@ -145,3 +145,23 @@ def test_two_process_run_matches(reference, tmp_path):
     assert p.returncode == 0, out[-3000:]
   assert "2 device(s)" in outs[0]
   _assert_close(_values(results.read_csv(str(tmp_path / "results.csv"))), reference[1])
+
+
+def test_diverging_members_are_reported_and_never_selected(reference, tmp_path, caplog):
+  import shutil
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir)
+  config = _config()
+  config.unlearn.methods = ("retrain", "gradient_ascent")
+  config.unlearn.grids = dict(config.unlearn.grids,
+                              gradient_ascent={"learning_rate": (1e-4, 1e30)})
+  with caplog.at_level("WARNING"):
+    run_lib.run(config, str(workdir))
+  assert "diverged" in caplog.text and "gradient_ascent" in caplog.text
+  rows = results.read_csv(str(workdir / "results.csv"))
+  huge = [r for r in rows if r["stage"] == "unlearned" and '"learning_rate": 1e+30' in
+          r["hparams"] and r["metric"] == "error"]
+  assert huge and all(np.isnan(float(r["value"])) for r in huge)
+  selected = [r for r in rows if r["stage"] == "selected" and r["method"] == "gradient_ascent"]
+  assert selected and all('"learning_rate": 0.0001' in r["hparams"] for r in selected)
+  assert (workdir / "report.md").exists()

@@ -79,7 +79,7 @@ def test_diverging_member_is_reported_and_others_unaffected(setup):
   d, pool = setup
   members = [train.Member(0, 8, 0.05, 0.0), train.Member(0, 8, 1e6, 0.0)]
   _, state, _, metrics = _train(members, d, pool, train.Strategy(0, "scan"))
-  np.testing.assert_array_equal(train.diverged_members(state), [1])
+  np.testing.assert_array_equal(train.diverged_members(state.params), [1])
   _, alone, _, _ = _train(members[:1], d, pool, train.Strategy(0, "scan"))
   for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(state.params)):
     np.testing.assert_allclose(a[0], b[0], rtol=1e-4, atol=1e-5)

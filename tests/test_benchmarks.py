@@ -1,0 +1,120 @@
+"""The benchmark command end to end at the tiniest sizes, its tables, and the GPU check script."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)   # benchmarks/ is not an installed package
+
+from benchmarks import report, run  # noqa: E402
+
+MACHINE_FIELDS = {"backend", "device_kind", "cpu_model", "cpu_count", "jax_version",
+                  "peak_flops", "peak_assumption"}
+ROW_FIELDS = {"benchmark", "strategy", "rate", "unit", "rate_per_member", "first_call_s",
+              "steady_s", "compile_s", "flops_per_s", "fraction_of_peak"}
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+  out = tmp_path_factory.mktemp("bench") / "quick.json"
+  # Only the MLP cases and two strategies keep this inside the time budget; the test checks the
+  # machinery and the output format, not speed, so compile with few optimisations (as
+  # conftest.py does for every in-process test) and use one CPU device.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+  env.pop("XLA_FLAGS", None)
+  start = time.perf_counter()
+  proc = subprocess.run(
+      [sys.executable, "-m", "benchmarks.run", "--quick", "--models=mlp",
+       "--strategies=vmap-scan,loop-host", f"--out={out}"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  elapsed = time.perf_counter() - start
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out) as f:
+    doc = json.load(f)
+  return doc, out, proc.stdout, elapsed
+
+
+def test_quick_run_is_fast(quick_results):
+  *_, elapsed = quick_results
+  assert elapsed < 60, f"quick benchmark run took {elapsed:.0f} s"   # ~20-30 s on 2 cores
+
+
+def test_quick_results_have_fields_and_positive_rates(quick_results):
+  doc, out, stdout, _ = quick_results
+  assert MACHINE_FIELDS <= set(doc["machine"])
+  assert doc["machine"]["backend"] == "cpu" and doc["machine"]["cpu_count"] >= 1
+  assert doc["settings"]["quick"] is True and not doc["errors"]
+  rows = doc["results"]
+  benches = {r["benchmark"] for r in rows}
+  assert {"train", "padding", "regions"} <= benches
+  # The unlearning benchmark runs whenever unlearn_jax.methods exposes the runner.
+  assert "unlearn" in benches or any(s["benchmark"] == "unlearn" for s in doc["skipped"])
+  for row in rows:
+    assert ROW_FIELDS <= set(row), row
+    assert row["rate"] > 0 and row["rate_per_member"] > 0 and row["steady_s"] > 0, row
+    assert row["first_call_s"] >= row["compile_s"] >= 0, row
+  train = [r for r in rows if r["benchmark"] == "train"]
+  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host"}
+  for r in train:
+    assert r["model"] == "mlp" and r["unit"] == "examples/s"
+    assert r["flops_per_step_member"] > 0 and 0 < r["fraction_of_peak"]
+    assert r["rate"] == pytest.approx(r["rate_per_member"] * r["members"])
+  padding = {r["strategy"].split()[-1]: r for r in rows if r["benchmark"] == "padding"}
+  assert set(padding) == {"bucket-padded", "each-alone"}
+  assert padding["each-alone"]["slowdown_vs_alone"] == pytest.approx(1.0)
+  assert 0 < padding["bucket-padded"]["useful_flops_fraction"] < 1
+  # Markdown next to the JSON and on stdout.
+  assert os.path.exists(os.path.splitext(out)[0] + ".md")
+  assert "| benchmark | case | strategy |" in stdout and "## Strategy choice" in stdout
+
+
+def test_table_only_regenerates_markdown_and_readme_block(quick_results, tmp_path):
+  doc, out, _, _ = quick_results
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--table-only", str(out)],
+                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == report.to_markdown(doc).strip()
+  with open(os.path.join(ROOT, "benchmarks", "README.md")) as f:
+    readme = f.read()
+  updated = report.update_readme(readme, report.strategy_sections([doc]))
+  assert "| train | mlp/mnist1d |" in updated and report.README_END in updated
+  # Idempotent: regenerating from the same results changes nothing more.
+  assert report.update_readme(updated, report.strategy_sections([doc])) == updated
+
+
+def test_strategy_names_round_trip():
+  from benchmarks import training  # pylint: disable=g-import-not-at-top
+  for name in ("vmap-scan", "loop-host", "chunk4-scan"):
+    assert training.strategy_name(training.parse_strategy(name, "mlp", 8)) == name
+  with pytest.raises(ValueError, match="Bad strategy name"):
+    training.parse_strategy("fast", "mlp", 8)
+
+
+def test_sweep_only_in_full_mode():
+  args = run.parse_args(["--quick", "--only=sweep"])
+  assert args.only == {"sweep"}
+  assert "sweep" not in run.parse_args([]).only
+  with pytest.raises(SystemExit):
+    run.parse_args(["--only=nonsense"])
+
+
+def test_cpu_peak_estimate_from_cpuinfo():
+  from benchmarks import machine  # pylint: disable=g-import-not-at-top
+  peak, why = machine.cpu_peak({"model name": "Intel Xeon @ 2.00GHz", "vendor_id": "GenuineIntel",
+                                "flags": "fma avx avx2 avx512f"})
+  assert peak == pytest.approx(machine._num_cpus() * 2.0e9 * 64)  # pylint: disable=protected-access
+  assert "64 fp32 FLOP/cycle" in why
+  assert machine.gpu_peaks("NVIDIA H100 80GB HBM3")["bf16"] == pytest.approx(989.5e12)
+  assert machine.gpu_peaks("NVIDIA H100 PCIe")["tf32"] == pytest.approx(378e12)
+  assert machine.gpu_peaks("NVIDIA H200")["fp32"] == pytest.approx(67e12)
+  assert machine.gpu_peaks("some other card") is None
+
+
+def test_gpu_check_script_parses():
+  proc = subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")],
+                        capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr

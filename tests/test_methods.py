@@ -1,0 +1,155 @@
+"""Unlearning building blocks (optax transforms), saliency ranking and the method registry."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from unlearn_jax import methods
+from unlearn_jax.methods import registry
+
+PARAMS = {"w": jnp.array([1.0, -2.0, 0.0, 3.0]), "b": jnp.array([0.5])}
+G_R = {"w": jnp.array([0.5, 0.25, -1.0, 0.0]), "b": jnp.array([1.0])}
+G_F = {"w": jnp.array([-0.3, 0.7, 0.2, 0.1]), "b": jnp.array([-2.0])}
+
+
+def _lift(factory, **hp):
+  return optax.inject_hyperparams(factory, hyperparam_dtype=jnp.float32)(**hp)
+
+
+def test_neggrad_plus_update_is_hand_computed_and_momentum_accumulates():
+  lr, alpha, wd = 0.1, 0.9, 0.01
+  tx = _lift(registry.neggrad_plus_tx, learning_rate=lr, alpha=alpha, weight_decay=wd,
+             momentum=0.9)
+  state = tx.init(PARAMS)
+  updates, state = tx.update({"retain_ce": G_R, "forget_ce": G_F}, state, PARAMS)
+  d = jax.tree.map(lambda r, f, p: alpha * r - (1 - alpha) * f + wd * p, G_R, G_F, PARAMS)
+  for k in PARAMS:
+    np.testing.assert_allclose(updates[k], -lr * d[k], rtol=1e-6, atol=1e-7)
+  updates2, _ = tx.update({"retain_ce": G_R, "forget_ce": G_F}, state, PARAMS)
+  for k in PARAMS:
+    np.testing.assert_allclose(updates2[k], -lr * 1.9 * d[k], rtol=1e-6, atol=1e-7)
+
+
+def test_combine_terms_skips_absent_terms_and_rejects_unknown_ones():
+  tx = methods.combine_terms(forget_kl=-1.0, retain_ce=0.5)
+  out, _ = tx.update({"retain_ce": G_R}, tx.init(PARAMS))
+  np.testing.assert_allclose(out["w"], 0.5 * G_R["w"])
+  with pytest.raises(ValueError, match=r"terms \['forget_ce'\] without a weight"):
+    tx.update({"forget_ce": G_F}, tx.init(PARAMS))
+  with pytest.raises(TypeError, match="mapping"):
+    tx.update(G_R["w"], tx.init(PARAMS))
+  with pytest.raises(ValueError, match="without a weight"):  # a plain gradient tree, not terms
+    tx.update(G_R, tx.init(PARAMS))
+
+
+def test_l1_step_adds_lr_gamma_sign_and_decays_per_epoch():
+  lr, gamma = 0.1, 0.2
+  # 2 epochs of 3 steps: gamma_t = gamma for steps 0-2, gamma/2 for steps 3-5.
+  tx = _lift(registry.l1_sparse_tx, learning_rate=lr, gamma=gamma, weight_decay=0.0,
+             momentum=0.0, steps_per_epoch=3, total_steps=6)
+  state = tx.init(PARAMS)
+  seen = []
+  for _ in range(6):
+    updates, state = tx.update({"retain_ce": G_R}, state, PARAMS)
+    seen.append(updates)
+  sign = jax.tree.map(jnp.sign, PARAMS)
+  for t, expected_gamma in enumerate([gamma] * 3 + [gamma / 2] * 3):
+    for k in PARAMS:
+      np.testing.assert_allclose(seen[t][k], -lr * (G_R[k] + expected_gamma * sign[k]),
+                                 rtol=1e-6, atol=1e-7)
+  assert seen[0]["w"][2] == -lr * G_R["w"][2]  # sign(0) = 0: zero (padded) entries get no push
+  norm = methods.add_l1(1.0, normalizer=4.0)
+  up, _ = norm.update(jax.tree.map(jnp.zeros_like, PARAMS), norm.init(PARAMS), PARAMS)
+  np.testing.assert_allclose(up["w"], 0.25 * sign["w"])
+
+
+def test_masked_hard_freezes_masked_entries_through_weight_decay_and_momentum():
+  mask = {"w": jnp.array([1.0, 0.0, 1.0, 0.0]), "b": jnp.array([0.0])}
+  tx = optax.chain(methods.combine_terms(retain_ce=1.0),
+                   methods.masked_hard(methods.sgd_with_wd(0.1, 0.05, 0.9), mask))
+  params, state = PARAMS, tx.init(PARAMS)
+  for _ in range(4):
+    updates, state = tx.update({"retain_ce": G_R}, state, params)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_array_equal(np.asarray(params["w"])[[1, 3]], np.asarray(PARAMS["w"])[[1, 3]])
+  np.testing.assert_array_equal(params["b"], PARAMS["b"])
+  assert not np.allclose(params["w"][0], PARAMS["w"][0])
+  trace = state[1].inner_state[1].trace
+  assert float(jnp.abs(trace["w"][jnp.array([1, 3])]).sum() + jnp.abs(trace["b"]).sum()) == 0.0
+
+
+def test_every_numeric_hyperparameter_is_liftable_and_a_grid_is_member_data():
+  alphas = jnp.array([0.5, 0.9, 0.99])
+
+  def init(alpha):
+    return _lift(registry.neggrad_plus_tx, learning_rate=0.1, alpha=alpha, weight_decay=0.0,
+                 momentum=0.9).init(PARAMS)
+
+  states = jax.vmap(init)(alphas)
+  tx = _lift(registry.neggrad_plus_tx, learning_rate=0.0, alpha=0.0, weight_decay=0.0,
+             momentum=0.0)
+  updates, _ = jax.vmap(lambda s: tx.update({"retain_ce": G_R, "forget_ce": G_F}, s, PARAMS))(
+      states)
+  for i, a in enumerate(np.asarray(alphas)):
+    alone, _ = _lift(registry.neggrad_plus_tx, learning_rate=0.1, alpha=float(a),
+                     weight_decay=0.0, momentum=0.9).update(
+                         {"retain_ce": G_R, "forget_ce": G_F},
+                         init(float(a)), PARAMS)
+    np.testing.assert_allclose(updates["w"][i], alone["w"], rtol=1e-6)
+  # Stand-alone blocks lift too.
+  for factory, hp in [(methods.add_l1, dict(strength=0.1, decay_steps=10.0, period=2.0,
+                                            normalizer=3.0)),
+                      (methods.sgd_with_wd, dict(learning_rate=0.1, weight_decay=0.01,
+                                                 momentum=0.9))]:
+    state = _lift(factory, **hp).init(PARAMS)
+    assert set(state.hyperparams) == set(hp)
+    assert all(v.dtype == jnp.float32 for v in state.hyperparams.values())
+
+
+def test_top_fraction_mask_counts_active_entries_only():
+  scores = {"a": jnp.array([[5.0, 1.0, 9.0], [2.0, 2.0, 7.0]]), "b": jnp.array([3.0, 2.0, 8.0])}
+  active = {"a": jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]), "b": jnp.array([1.0, 1.0, 0.0])}
+  for r, expected in [(0.5, 3), (0.34, 2), (1.0, 6), (0.0, 0)]:
+    sel = methods.top_fraction_mask(scores, active, r)
+    assert int(sum(x.sum() for x in jax.tree.leaves(sel))) == expected
+    for s, a in zip(jax.tree.leaves(sel), jax.tree.leaves(active)):
+      assert float((s * (1 - a)).sum()) == 0.0  # never a padded entry, despite large scores
+  # Active scores 5, 1, 2, 2 (a) and 3, 2 (b): the top 3 are 5, 3 and one of three tied 2s.
+  # Ties go by flattening order (leaf 'a' before 'b', row-major), so a[1,0], then a[1,1].
+  sel = methods.top_fraction_mask(scores, active, 0.5)
+  np.testing.assert_array_equal(sel["a"], [[1, 0, 0], [1, 0, 0]])
+  np.testing.assert_array_equal(sel["b"], [1, 0, 0])
+  sel = methods.top_fraction_mask(scores, active, 4 / 6)
+  np.testing.assert_array_equal(sel["a"], [[1, 0, 0], [1, 1, 0]])
+  np.testing.assert_array_equal(sel["b"], [1, 0, 0])
+
+
+def test_registry_names_flags_defaults_and_errors():
+  expected = {"retrain", "finetune", "gradient_ascent", "neggrad_plus", "random_labels",
+              "l1_sparse", "l1_sparse_normalized", "salun", "scrub", "bad_teacher", "ssd"}
+  assert expected <= set(methods.names())
+  uses = {n: methods.get(n).uses_forget for n in expected}
+  assert not any(uses[n] for n in ("retrain", "finetune", "l1_sparse", "l1_sparse_normalized"))
+  assert all(uses[n] for n in expected - {"retrain", "finetune", "l1_sparse",
+                                          "l1_sparse_normalized"})
+  for n in expected:
+    m = methods.get(n)
+    assert m.grid and set(m.grid) <= set(m.defaults) and m.grid_points()
+  m = methods.get("neggrad_plus", alpha=0.5)
+  assert m.defaults["alpha"] == 0.5 and methods.get("neggrad_plus").defaults["alpha"] == 0.99
+  assert methods.get("ssd", reference_set="retain").options["reference_set"] == "retain"
+  assert set(registry.REGISTRY["scrub"].tx_hparam_names) == {
+      "learning_rate", "alpha", "gamma", "weight_decay", "momentum"}
+  assert set(registry.REGISTRY["scrub"].data_hparam_names) == {"temperature", "msteps"}
+  with pytest.raises(ValueError, match=r"Unknown unlearning method 'nope'; available: \["):
+    methods.get("nope")
+  with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['beta'\].*allowed: \["):
+    methods.get("scrub", beta=1.0)
+  with pytest.raises(ValueError, match="uses_forget=False"):
+    methods.Method("bad", "", uses_forget=False, defaults={"learning_rate": 0.1, "alpha": 0.5,
+                                                         "weight_decay": 0.0, "momentum": 0.0},
+                   grid={}, epochs=1, tx=registry.neggrad_plus_tx,
+                   phases=(methods.Phase("p", ("retain_ce", "forget_ce"), "retain"),))
+  with pytest.raises(ValueError, match="Unknown loss term 'retain_mse'"):
+    methods.Phase("p", ("retain_mse",), "retain")

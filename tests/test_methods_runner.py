@@ -1,0 +1,303 @@
+"""Running unlearning methods on member-stacked originals: correctness, grids, padding, errors."""
+import dataclasses
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from unlearn_jax import data as data_lib
+from unlearn_jax import methods, models, train
+from unlearn_jax.methods import registry
+from unlearn_jax.train.losses import cross_entropy, kl_divergence
+
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def setup():
+  ds = data_lib.load("synthetic", num_train=160, num_test=40, length=12)
+  d = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
+  # Member 0 is a width-4 MLP zero-padded into the width-8 shape of member 1.
+  members = [train.Member(0, 4, 0.1, 0.0), train.Member(1, 8, 0.1, 0.0)]
+  factory = train.make_optimizer("sgd", "constant", 1)
+  model, init, mask = train.init_members("mlp", members, 4, d["x"][:2], factory)
+  keys = train.member_keys(members, 0)
+  state, _ = train.train(model, train.any_optimizer(factory), init, d, np.arange(160), keys,
+                         epochs=4, batch_size=BATCH, augment=False, strategy=train.Strategy())
+  forget = np.arange(0, 160, 8)
+  retain = np.setdiff1d(np.arange(160), forget)
+  return types.SimpleNamespace(
+      d=d, model=model, mask=mask, keys=keys, forget=forget, retain=retain,
+      orig={"params": state.params, "batch_stats": state.batch_stats},
+      init={"params": init.params, "batch_stats": init.batch_stats})
+
+
+def _member(tree, i):
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+def _logits(s, params, idx):
+  return train.predict_logits(s.model, params, s.orig["batch_stats"], s.d["x"][idx])
+
+
+def test_one_neggrad_plus_step_via_runner_equals_hand_computation(setup):
+  s = setup
+  lr, alpha, wd = 0.05, 0.8, 5e-4
+  retain = s.retain[:BATCH]  # exactly one step; the forget batch is the whole forget set
+  out, _ = methods.unlearn("neggrad_plus", s.model, s.orig, s.d, retain, s.forget, s.keys,
+                           {"learning_rate": lr, "alpha": alpha, "weight_decay": wd}, s.mask,
+                           epochs=1, batch_size=BATCH, forget_batch_size=len(s.forget))
+  for i in range(2):
+    p = _member(s.orig["params"], i)
+    ce = lambda q, idx: cross_entropy(s.model.apply({"params": q}, s.d["x"][idx]), s.d["y"][idx])
+    g_r, g_f = jax.grad(ce)(p, retain), jax.grad(ce)(p, s.forget)
+    expected = jax.tree.map(lambda q, r, f: q - lr * (alpha * r - (1 - alpha) * f + wd * q),
+                            p, g_r, g_f)
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(_member(out.params, i))):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert out.step.tolist() == [1, 1]
+
+
+def test_gradient_ascent_raises_the_forget_loss(setup):
+  s = setup
+  out, metrics = methods.unlearn("gradient_ascent", s.model, s.orig, s.d, s.retain, s.forget,
+                                 s.keys, {"learning_rate": 0.05}, s.mask, epochs=3,
+                                 batch_size=BATCH, forget_batch_size=10)
+  y = s.d["y"][s.forget]
+  before = [float(cross_entropy(z, y)) for z in _logits(s, s.orig["params"], s.forget)]
+  after = [float(cross_entropy(z, y)) for z in _logits(s, out.params, s.forget)]
+  assert all(a > b + 0.05 for a, b in zip(after, before)), (before, after)
+  assert metrics["forget/forget_ce"].shape == (2,)
+
+
+def test_scrub_max_phase_raises_forget_kl_and_min_phase_lowers_retain_loss(setup):
+  s = setup
+  scrub = methods.get("scrub")
+
+  def no_ascent_tx(learning_rate, alpha, gamma, weight_decay, momentum):
+    return optax.chain(methods.combine_terms(forget_kl=0.0, retain_ce=gamma, retain_kl=alpha),
+                       methods.sgd_with_wd(learning_rate, weight_decay, momentum))
+
+  max_only = dataclasses.replace(scrub, name="scrub_max", phases=scrub.phases[:1])
+  control = dataclasses.replace(max_only, name="scrub_control", tx=no_ascent_tx)
+  min_only = dataclasses.replace(scrub, name="scrub_min", phases=scrub.phases[1:],
+                                 uses_forget=False)
+  hp = {"learning_rate": 0.05, "weight_decay": 5e-4, "msteps": 5.0, "alpha": 0.5, "gamma": 1.0}
+  run = lambda m: methods.unlearn(m, s.model, s.orig, s.d, s.retain, s.forget, s.keys, hp,
+                                  s.mask, epochs=5, batch_size=BATCH, forget_batch_size=8)[0]
+  teacher = _logits(s, s.orig["params"], s.forget)
+
+  def forget_kl(state):
+    return np.array([float(kl_divergence(t, z, 4.0))
+                     for t, z in zip(teacher, _logits(s, state.params, s.forget))])
+
+  kl_max, kl_control = forget_kl(run(max_only)), forget_kl(run(control))
+  # The student starts AT the teacher, where -KL has zero gradient: weight decay alone moves it a
+  # little (the control); the max pass must amplify that departure by orders of magnitude.
+  assert np.all(kl_max > 0.01) and np.all(kl_max > 100 * kl_control), (kl_max, kl_control)
+  y = s.d["y"][s.retain]
+  before = [float(cross_entropy(z, y)) for z in _logits(s, s.orig["params"], s.retain)]
+  after = [float(cross_entropy(z, y)) for z in _logits(s, run(min_only).params, s.retain)]
+  assert all(a < b - 0.01 for a, b in zip(after, before)), (before, after)
+
+
+def _find_masked_state(tree):
+  hits = [x for x in jax.tree.leaves(tree, is_leaf=lambda t: isinstance(t, methods.MaskedHardState))
+          if isinstance(x, methods.MaskedHardState)]
+  assert len(hits) == 1
+  return hits[0]
+
+
+def test_salun_freezes_non_salient_weights_bitwise_and_selects_fraction_r_of_active(setup):
+  s = setup
+  fractions = np.array([0.3, 0.6], np.float32)
+  out, _ = methods.unlearn("salun", s.model, s.orig, s.d, s.retain, s.forget, s.keys,
+                           {"salient_fraction": fractions, "learning_rate": 0.05,
+                            "weight_decay": 5e-3, "momentum": 0.9}, s.mask, epochs=3,
+                           batch_size=BATCH, forget_batch_size=8)
+  salient = _find_masked_state(out.opt_state).mask
+  # Saliency at the original model: |grad of the forget CE| (20 examples: one batch).
+  for i in range(2):
+    p, act, sal = _member(s.orig["params"], i), _member(s.mask, i), _member(salient, i)
+    n_active = sum(int(a.sum()) for a in jax.tree.leaves(act))
+    n_salient = sum(int(m.sum()) for m in jax.tree.leaves(sal))
+    assert n_salient == round(float(fractions[i]) * n_active)
+    grad = jax.grad(lambda q: cross_entropy(s.model.apply({"params": q}, s.d["x"][s.forget]),
+                                            s.d["y"][s.forget]))(p)
+    g = np.concatenate([np.abs(np.ravel(x)) for x in jax.tree.leaves(grad)])
+    m = np.concatenate([np.ravel(x) for x in jax.tree.leaves(sal)])
+    a = np.concatenate([np.ravel(x) for x in jax.tree.leaves(act)])
+    assert not np.any(m[a == 0])
+    assert g[m].min() >= g[(~m) & (a > 0)].max() * (1 - 1e-6)
+    changed = 0
+    for before, after, msk in zip(jax.tree.leaves(p), jax.tree.leaves(_member(out.params, i)),
+                                  jax.tree.leaves(sal)):
+      before, after, msk = np.asarray(before), np.asarray(after), np.asarray(msk)
+      np.testing.assert_array_equal(after[~msk], before[~msk])  # bit-identical
+      changed += int(np.sum(after[msk] != before[msk]))
+    assert changed > 0.9 * n_salient
+
+
+def test_ssd_dampens_exactly_the_selected_parameters_by_the_documented_factor(setup):
+  s = setup
+  alpha, lam = 1.0, 0.5
+  out, metrics = methods.unlearn("ssd", s.model, s.orig, s.d, s.retain, s.forget, s.keys,
+                                 {"selection_weighting": alpha, "dampening_constant": lam},
+                                 s.mask, batch_size=BATCH)
+  full = np.concatenate([s.retain, s.forget])  # the reference's ConcatDataset(retain, forget)
+  for i in range(2):
+    p = _member(s.orig["params"], i)
+    ce = lambda q, idx: cross_entropy(s.model.apply({"params": q}, s.d["x"][idx]), s.d["y"][idx])
+
+    def importance(idx):
+      batches = [idx[j:j + BATCH] for j in range(0, len(idx), BATCH)]
+      sq = [jax.tree.map(jnp.square, jax.grad(ce)(p, b)) for b in batches]
+      return jax.tree.map(lambda *xs: sum(xs) / len(batches), *sq)
+
+    f_imp, r_imp = importance(s.forget), importance(full)
+    n_sel = 0
+    for q, new, f, r, a in zip(*(jax.tree.leaves(t) for t in (
+        p, _member(out.params, i), f_imp, r_imp, _member(s.mask, i)))):
+      q, new, f, r, a = map(np.asarray, (q, new, f, r, a))
+      sel = (f > alpha * r) & (a > 0)
+      np.testing.assert_array_equal(new[~sel], q[~sel])
+      factor = np.minimum(lam * r[sel] / f[sel], 1.0)
+      np.testing.assert_allclose(new[sel], q[sel] * factor, rtol=1e-4, atol=1e-7)
+      n_sel += int(sel.sum())
+    assert n_sel > 0
+    n_active = sum(int(a.sum()) for a in jax.tree.leaves(_member(s.mask, i)))
+    np.testing.assert_allclose(metrics["selected_fraction"][i], n_sel / n_active, rtol=1e-3)
+
+
+_COMPILES = []
+
+
+def _on_event(event, duration, **kwargs):
+  del duration, kwargs
+  if event == "/jax/core/compile/backend_compile_duration":
+    _COMPILES.append(event)
+
+
+def test_grid_on_member_axis_equals_separate_runs_and_new_values_do_not_recompile(setup):
+  s = setup
+  originals = jax.tree.map(lambda x: x[1:], s.orig)  # the width-8 member, 1 seed
+  grid = {"alpha": (0.5, 0.9, 0.99), "learning_rate": (0.05,)}
+  stacked, hparams, points = methods.expand_grid(originals, grid)
+  keys = methods.repeat_members(s.keys[1:], len(points))
+  run = lambda orig, hp, k: methods.unlearn(
+      "neggrad_plus", s.model, orig, s.d, s.retain, s.forget, k, hp, None, epochs=2,
+      batch_size=BATCH, forget_batch_size=8)[0]
+  grid_state = run(stacked, hparams, keys)
+  assert [p["alpha"] for p in points] == [0.5, 0.9, 0.99] and hparams["alpha"].shape == (3,)
+  for g, point in enumerate(points):
+    alone = run(originals, point, s.keys[1:])
+    for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(grid_state.params)):
+      np.testing.assert_allclose(a[0], b[g], rtol=1e-5, atol=1e-6)
+  jax.monitoring.register_event_duration_secs_listener(_on_event)
+  try:
+    _COMPILES.clear()
+    other = {"alpha": jnp.array([0.1, 0.2, 0.3]), "learning_rate": jnp.array([0.01, 0.02, 0.03]),
+             "weight_decay": jnp.array([0.0, 1e-3, 1e-2])}
+    new_state = run(stacked, other, keys)
+    jax.block_until_ready(new_state)
+    assert not _COMPILES, f"{len(_COMPILES)} compilations for new hyperparameter values"
+  finally:
+    jax.monitoring.unregister_event_duration_listener(_on_event)
+  assert not np.allclose(jax.tree.leaves(new_state.params)[0], jax.tree.leaves(grid_state.params)[0])
+
+
+def test_execution_strategies_agree_for_a_gated_multi_phase_method(setup):
+  s = setup
+  hp = {"msteps": jnp.array([1.0, 2.0]), "learning_rate": 0.02}
+  outs = [methods.unlearn("scrub", s.model, s.orig, s.d, s.retain, s.forget, s.keys, hp, s.mask,
+                          epochs=3, batch_size=BATCH, forget_batch_size=8, strategy=st)[0]
+          for st in (train.Strategy(0, "scan"), train.Strategy(1, "host"))]
+  for a, b in zip(jax.tree.leaves(outs[0].params), jax.tree.leaves(outs[1].params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # msteps=1: one max pass (3 steps of 8) + 3 min passes (5 steps of 32); msteps=2: two max passes.
+  assert outs[0].step.tolist() == [3 + 15, 6 + 15]
+
+
+@pytest.mark.parametrize("name", sorted(registry.REGISTRY))
+def test_padded_member_equals_the_narrow_network_alone(setup, name):
+  s = setup
+  narrow_model = models.get("mlp", 4, 4)
+  narrow_like = train.init_variables("mlp", 4, 4, 0, s.d["x"][:2])
+  def unpad(v):
+    narrow = {k: models.unpad_variables(_member(v[k], 0), narrow_like[k]) for k in narrow_like}
+    return jax.tree.map(lambda x: x[None], {"batch_stats": {}, **narrow})
+  narrow_orig = unpad(s.orig)
+  narrow_init = unpad(s.init)
+  kwargs = dict(epochs=2, batch_size=BATCH, forget_batch_size=8, init_variables=None)
+  hp = {"selection_weighting": 1.0} if name == "ssd" else None  # the default selects nothing here
+  padded, _ = methods.unlearn(name, s.model, s.orig, s.d, s.retain, s.forget, s.keys, hp,
+                              s.mask, **{**kwargs, "init_variables": s.init})
+  alone, _ = methods.unlearn(name, narrow_model, narrow_orig, s.d, s.retain, s.forget,
+                             s.keys[:1], hp, None, **{**kwargs, "init_variables": narrow_init})
+  corner = models.unpad_variables(_member(padded.params, 0), narrow_like["params"])
+  for a, b in zip(jax.tree.leaves(_member(alone.params, 0)), jax.tree.leaves(corner)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  for p, m in zip(jax.tree.leaves(_member(padded.params, 0)), jax.tree.leaves(_member(s.mask, 0))):
+    assert float(jnp.abs(jnp.where(m > 0, 0.0, p)).max()) == 0.0  # padding stays exactly 0
+  moved = [not np.array_equal(a, b) for a, b in
+           zip(jax.tree.leaves(alone.params), jax.tree.leaves(narrow_orig["params"]))]
+  assert any(moved), f"{name} changed nothing"
+
+
+def test_unknown_names_and_bad_inputs_raise(setup):
+  s = setup
+  args = (s.model, s.orig, s.d, s.retain, s.forget, s.keys)
+  with pytest.raises(ValueError, match="Unknown unlearning method 'forget_it'"):
+    methods.unlearn("forget_it", *args)
+  with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['lr'\].*learning_rate"):
+    methods.unlearn("finetune", *args, {"lr": 0.1})
+  with pytest.raises(ValueError, match=r"shape \(2,\)"):
+    methods.unlearn("finetune", *args, {"learning_rate": jnp.ones(3)})
+  with pytest.raises(ValueError, match="needs init_variables"):
+    methods.unlearn("bad_teacher", *args, epochs=1, batch_size=BATCH)
+  with pytest.raises(ValueError, match="needs init_variables"):
+    methods.unlearn("retrain", *args, epochs=1, batch_size=BATCH)
+
+
+# XLA:CPU convolutions are slow inside scan and vmap (train/drivers.py): one member at a time.
+CNN_STRATEGY = train.Strategy(1, "host")
+
+
+@pytest.fixture(scope="module")
+def cnn_setup(setup):
+  s = setup
+  members = [train.Member(0, 2, 0.1, 0.0), train.Member(1, 3, 0.1, 0.0)]
+  factory = train.make_optimizer("sgd", "constant", 1)
+  model, init, mask = train.init_members("cnn", members, 4, s.d["x"][:2], factory)
+  # Untrained "originals" suffice for an equivalence test and save a slow CNN training run.
+  return types.SimpleNamespace(**{**vars(s), "model": model, "mask": mask,
+                                  "keys": train.member_keys(members, 0),
+                                  "orig": {"params": init.params,
+                                           "batch_stats": init.batch_stats}})
+
+
+@pytest.mark.parametrize("name", ["finetune", "ssd"])
+def test_padded_batchnorm_member_equals_the_narrow_network_alone(cnn_setup, name):
+  """BatchNorm in train mode (fine-tuning) and frozen (SSD's importances) with padded channels."""
+  s = cnn_setup
+  narrow_model = models.get("cnn", 2, 4)
+  narrow_like = train.init_variables("cnn", 2, 4, 0, s.d["x"][:2])
+  narrow_orig = jax.tree.map(lambda x: x[None], models.unpad_variables(_member(s.orig, 0),
+                                                                       narrow_like))
+  hp = {"selection_weighting": 1.0} if name == "ssd" else None
+  kwargs = dict(epochs=1, batch_size=BATCH, forget_batch_size=8, strategy=CNN_STRATEGY)
+  padded, _ = methods.unlearn(name, s.model, s.orig, s.d, s.retain, s.forget, s.keys, hp,
+                              s.mask, **kwargs)
+  alone, _ = methods.unlearn(name, narrow_model, narrow_orig, s.d, s.retain, s.forget,
+                             s.keys[:1], hp, None, **kwargs)
+  mine = models.unpad_variables(_member({"params": padded.params,
+                                         "batch_stats": padded.batch_stats}, 0), narrow_like)
+  for a, b in zip(jax.tree.leaves(_member({"params": alone.params,
+                                           "batch_stats": alone.batch_stats}, 0)),
+                  jax.tree.leaves(mine)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  for p, m in zip(jax.tree.leaves(_member(padded.params, 0)), jax.tree.leaves(_member(s.mask, 0))):
+    assert float(jnp.abs(jnp.where(m > 0, 0.0, p)).max()) == 0.0
