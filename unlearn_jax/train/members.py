@@ -76,10 +76,10 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   return model, state, masks
 
 
-def diverged_members(state: TrainState) -> np.ndarray:
-  """Indices of members with any non-finite parameter."""
+def diverged_members(params: PyTree) -> np.ndarray:
+  """Indices of members (leading axis) with any non-finite parameter."""
   finite = jax.vmap(lambda p: jnp.all(jnp.stack(
-      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params)
+      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(params)
   return np.flatnonzero(~np.asarray(finite))
 
 
