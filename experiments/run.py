@@ -164,15 +164,14 @@ def run(config, workdir: str) -> dict:
                             compute_regions)
           rows += metric_rows("regions", name, [unl.members[j] for j in chosen[ok]], regions,
                               goal=goal, lam=lam, selected=1)
-          if (writer and name == config.report.plane_method and goal == "privacy"
-              and widths in (buckets[0], buckets[-1])):
-            j = int(chosen[ok][0] if widths == buckets[0] else chosen[ok][-1])
-            w = unl.members[j]["width"]
-            regions_stage.plot_forget_plane(
-                probe, unl.model, regions_stage.take_members(orig_vars, [origin[j]]),
-                regions_stage.take_members(unl_vars, [j]),
-                os.path.join(figures_dir, f"plane_width_{w}.png"), splits.num_classes,
-                f"width {w}, {name}, privacy lambda {lam:g}")
+          if writer and name == config.report.plane_method and goal == "privacy":
+            for w in {min(config.widths), max(config.widths)} & set(widths):
+              j = next(int(j) for j in chosen[ok] if unl.members[j]["width"] == w)
+              regions_stage.plot_forget_plane(
+                  probe, unl.model, regions_stage.take_members(orig_vars, [origin[j]]),
+                  regions_stage.take_members(unl_vars, [j]),
+                  os.path.join(figures_dir, f"plane_width_{w}.png"), splits.num_classes,
+                  f"width {w}, {name}, privacy lambda {lam:g}")
       done += 1
       progress.update(done, f"({name} widths {tag})")
 

@@ -109,14 +109,21 @@ def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatc
       k[4] for k in values if k[1] == "neggrad_plus" and '"alpha": 0.95' in k[4]}
 
 
-def _cli(workdir, extra_env=None, extra_args=()):
+def _cli(workdir, extra_env=None, extra_args=(), log_name="log.txt"):
+  """Starts the CLI; its output goes to a file (pipes of concurrent processes can deadlock)."""
   env = dict(os.environ, **(extra_env or {}))
   cmd = [sys.executable, "-m", "experiments.width_sweep", "--config=configs/smoke.py",
          f"--workdir={workdir}", "--config.compilation_cache_dir=",
          "--config.train.epochs=4", "--config.train.checkpoint_every=1",
          f"--config.unlearn.methods={METHODS!r}", *extra_args]
-  return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  log = open(os.path.join(workdir, log_name), "w")
+  return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait(proc, workdir, log_name="log.txt"):
+  proc.wait(timeout=900)
+  with open(os.path.join(workdir, log_name)) as f:
+    return f.read()
 
 
 def _assert_close(values, ref_values):
@@ -128,7 +135,7 @@ def _assert_close(values, ref_values):
 
 def test_one_device_gives_the_same_results_as_four(reference, tmp_path):
   proc = _cli(tmp_path, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
-  out, _ = proc.communicate(timeout=900)
+  out = _wait(proc, tmp_path)
   assert proc.returncode == 0, out[-3000:]
   _assert_close(_values(results.read_csv(str(tmp_path / "results.csv"))), reference[1])
 
@@ -139,8 +146,8 @@ def test_two_process_run_matches(reference, tmp_path):
     port = s.getsockname()[1]
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   procs = [_cli(tmp_path, env, (f"--coordinator_address=localhost:{port}", "--num_processes=2",
-                                f"--process_id={i}")) for i in range(2)]
-  outs = [p.communicate(timeout=900)[0] for p in procs]
+                                f"--process_id={i}"), f"log{i}.txt") for i in range(2)]
+  outs = [_wait(p, tmp_path, f"log{i}.txt") for i, p in enumerate(procs)]
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
   assert "2 device(s)" in outs[0]
