@@ -3,7 +3,11 @@ import os
 
 # Several tests shard the member axis over forced host devices; this must be set before JAX starts.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+platform = os.environ.get("UNLEARN_JAX_TEST_PLATFORM")
+if platform:
+  os.environ["JAX_PLATFORMS"] = platform   # e.g. cuda, set by benchmarks/gpu_check.sh
+else:
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 
