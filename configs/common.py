@@ -25,7 +25,10 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = ml_collections.ConfigDict(dict(
       name="mnist1d", kwargs={}, val_fraction=0.2, forget_size=200, forget_mode="uniform",
-      forget_classes=(), label_noise=0.0, split_seed=0))
+      forget_classes=(), label_noise=0.0, split_seed=0,
+      # Ground-truth bias scenarios (beyond the study): 'none', 'mislabeled' (forget labels
+      # flipped) or 'backdoor' (forget examples carry a trigger and the label backdoor_target).
+      scenario="none", backdoor_target=0))
   c.model = ml_collections.ConfigDict(dict(name="mlp", kwargs={}))
   c.widths = (8, 64, 512)
   c.bucket_max_ratio = 4.0   # widths within this ratio share one padded, vmapped bucket
@@ -42,7 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
       epochs={},       # {method: epochs} overrides a method's default epochs
       batch_size=128))
   c.eval = ml_collections.ConfigDict(dict(
-      goals=("privacy", "bias_removal"), lambdas=(0.2, 0.4, 0.6), mia_max_train=1000))
+      goals=("privacy", "bias_removal"), lambdas=(0.2, 0.4, 0.6), mia_max_train=1000,
+      # The NeurIPS 2023 epsilon score compares distributions over models (here: seeds); below
+      # this many seeds it is not computed, and it is coarse until about 32 (evaluation docs).
+      epsilon_min_models=3))
   c.regions = ml_collections.ConfigDict(dict(
       lam=0.4,                    # decision regions of the points selected at this lambda
       num_planes=8, resolution=24, plot_resolution=120, margin=0.1,

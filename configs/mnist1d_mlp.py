@@ -17,10 +17,25 @@ def get_config(arg=None):
   c = common.base_config()
   c.dataset.name = "mnist1d"
   c.model.name, c.model.kwargs = "mlp", {"depth": 2}
-  c.widths = (4, 16, 64, 256, 1024)
+  c.widths = (4, 8, 16, 32, 64, 128, 256)
   c.seeds = (0, 1, 2)
   c.train.epochs = 150
   c.train.checkpoint_every = 25
+  # The methods' default grids follow the reference code's CIFAR/ResNet values, which barely
+  # move a small MLP in a few epochs; these ranges reach from "no change" to "retrain-like".
+  c.unlearn.grids = {
+      "scrub": {"msteps": (2.0, 5.0), "alpha": (0.5,), "learning_rate": (0.005, 0.02, 0.05)},
+      "neggrad_plus": {"alpha": (0.5, 0.7, 0.9, 0.95), "learning_rate": (0.01, 0.05)},
+      "l1_sparse": {"gamma": (1e-4, 3e-4, 1e-3, 3e-3), "learning_rate": (0.01, 0.05)},
+      "finetune": {"learning_rate": (0.01, 0.03, 0.1)},
+      "gradient_ascent": {"learning_rate": (1e-3, 3e-3, 1e-2, 3e-2)},
+      "random_labels": {"learning_rate": (0.01, 0.03, 0.1)},
+      "salun": {"salient_fraction": (0.1, 0.3, 0.5), "learning_rate": (0.01, 0.05)},
+      "bad_teacher": {"learning_rate": (0.01, 0.03, 0.1), "forget_weight": (0.3, 1.0)},
+  }
+  c.unlearn.epochs = {m: 10 for m in ("scrub", "neggrad_plus", "l1_sparse", "finetune",
+                                      "random_labels", "salun")}
+  c.unlearn.epochs.update({"gradient_ascent": 5, "bad_teacher": 3})
   if arg.smoke:
     c = common.shrink_for_smoke(c)
   return c

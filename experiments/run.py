@@ -26,7 +26,7 @@ from experiments import evaluate_stage as ev
 from experiments import regions_stage, report, results, setup
 from experiments.training_stage import train_bucket
 from experiments.unlearn_stage import unlearn_bucket
-from unlearn_jax.evaluation import tuning
+from unlearn_jax.evaluation import epsilon_score, tuning
 from unlearn_jax.train import Progress
 
 
@@ -62,13 +62,26 @@ def _report_diverged(what: str, metrics: dict, members: list[dict]) -> None:
                     bad.tolist(), members[int(bad[0])])
 
 
-def _cached(path: str, compute):
+def _cached(path: str, compute) -> tuple[dict, np.ndarray | None]:
+  """(metrics, forget confidences) from `path` if a finished run wrote them, else computed."""
   loaded = ev.load_metrics(path)
   if loaded is not None:
-    return loaded[0]
-  metrics, members = compute()
-  ev.save_metrics(path, metrics, members)
-  return metrics
+    return loaded[0], loaded[2]
+  metrics, members, conf = compute()
+  ev.save_metrics(path, metrics, members, conf)
+  return metrics, conf
+
+
+def _epsilon_row(config, stage, method, width, conf, retrained_conf, **extra) -> list:
+  """The NeurIPS 2023 forgetting score over seeds (one row), if there are enough seeds."""
+  if conf is None or min(len(conf), len(retrained_conf)) < config.eval.epsilon_min_models:
+    return []
+  finite = np.all(np.isfinite(conf), axis=1)
+  if finite.sum() < config.eval.epsilon_min_models:
+    return []
+  score = epsilon_score.forget_score(conf[finite], retrained_conf)
+  return [results.row(stage=stage, method=method, width=width, seed="all", split="forget",
+                      metric="epsilon_score", value=score, **extra)]
 
 
 def run(config, workdir: str) -> dict:
@@ -77,7 +90,7 @@ def run(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   writer = jax.process_index() == 0
   setup.configure_jax(config)
-  splits = setup.load_splits(config)
+  splits, scenario = setup.load_splits(config)
   data = setup.device_data(splits)
   sample_x = jnp.asarray(splits.x_train[:2])
   buckets = setup.width_buckets(config.widths, config.bucket_max_ratio)
@@ -103,14 +116,12 @@ def run(config, workdir: str) -> dict:
     members = [dataclasses.asdict(m) | {"hparams": {}} for m in orig.members]
     num_orig = len(members)
     orig_vars, retr_vars = _variables(orig.state), _variables(retr.state)
-    retr_logits = ev.predict_splits(orig.model, *retr_vars.values(), splits,
-                                    config.eval_batch_size, orig.strategy)
-    retr_metrics, retr_preds = ev.evaluate_members(retr_logits, splits,
-                                                   mia_max_train=config.eval.mia_max_train)
-    orig_logits = ev.predict_splits(orig.model, *orig_vars.values(), splits,
-                                    config.eval_batch_size, orig.strategy)
-    orig_metrics, _ = ev.evaluate_members(orig_logits, splits, retrained_pred=retr_preds,
-                                          mia_max_train=config.eval.mia_max_train)
+    evaluate = lambda variables, **kw: ev.evaluate_members(
+        ev.predict_splits(orig.model, *variables.values(), splits, config.eval_batch_size,
+                          orig.strategy, scenario),
+        splits, mia_max_train=config.eval.mia_max_train, scenario=scenario, **kw)
+    retr_metrics, retr_preds, retr_conf = evaluate(retr_vars)
+    orig_metrics, _, orig_conf = evaluate(orig_vars, retrained_pred=retr_preds)
     ev.add_avg_gap(orig_metrics, retr_metrics)
     _report_diverged(f"original widths {tag}", orig_metrics, members)
     _report_diverged(f"retrained widths {tag}", retr_metrics, members)
@@ -119,6 +130,10 @@ def run(config, workdir: str) -> dict:
     rows += metric_rows("original", "original", members, orig_metrics)
     rows += metric_rows("retrained", "retrain", members, retr_metrics)
     rows += metric_rows("regions", "retrain", members, probe.changes(orig_labels, retr_labels))
+    widths_of = np.asarray([m["width"] for m in members])
+    for w in widths:
+      rows += _epsilon_row(config, "original", "original", w, orig_conf[widths_of == w],
+                           retr_conf[widths_of == w])
 
     for name in method_names:
       unl = unlearn_bucket(config, name, orig, data, splits, workdir, sample_x,
@@ -129,13 +144,14 @@ def run(config, workdir: str) -> dict:
 
       def compute_metrics():
         logits = ev.predict_splits(unl.model, *unl_vars.values(), splits,
-                                   config.eval_batch_size, unl.strategy)
-        m, _ = ev.evaluate_members(logits, splits, mia_max_train=config.eval.mia_max_train,
-                                   retrained_pred={k: v[origin] for k, v in retr_preds.items()})
+                                   config.eval_batch_size, unl.strategy, scenario)
+        m, _, conf = ev.evaluate_members(
+            logits, splits, mia_max_train=config.eval.mia_max_train, scenario=scenario,
+            retrained_pred={k: v[origin] for k, v in retr_preds.items()})
         ev.add_avg_gap(m, {k: v[origin] for k, v in retr_metrics.items()})
-        return m, unl.members
+        return m, unl.members, conf
 
-      metrics = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
+      metrics, unl_conf = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
       _report_diverged(f"unlearn {name} widths {tag}", metrics, unl.members)
       rows += metric_rows("unlearned", name, unl.members, metrics)
       for goal in config.eval.goals:
@@ -148,6 +164,10 @@ def run(config, workdir: str) -> dict:
           picked = {k: v[chosen[ok]] for k, v in metrics.items()}
           rows += metric_rows("selected", name, [unl.members[j] for j in chosen[ok]], picked,
                               goal=goal, lam=lam, selected=1)
+          for w in widths:
+            sel = [j for j in chosen[ok] if unl.members[j]["width"] == w]
+            rows += _epsilon_row(config, "selected", name, w, unl_conf[sel],
+                                 retr_conf[widths_of == w], goal=goal, lam=lam, selected=1)
           if lam != config.regions.lam or not ok.any():
             continue
 
@@ -158,9 +178,9 @@ def run(config, workdir: str) -> dict:
             vs_retrained = probe.changes(regions_stage.index_labels(retr_labels, origin[chosen]),
                                          after)
             changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
-            return changes, [unl.members[j] for j in chosen]
+            return changes, [unl.members[j] for j in chosen], None
 
-          regions = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
+          regions, _ = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
                             compute_regions)
           rows += metric_rows("regions", name, [unl.members[j] for j in chosen[ok]], regions,
                               goal=goal, lam=lam, selected=1)
