@@ -1,11 +1,13 @@
-r"""The paper's setting: pre-activation ResNet-18 of Nakkiran widths on CIFAR-10.
+r"""python -m experiments.width_sweep --config=configs/cifar10_resnet18.py --workdir=/tmp/cifar10
 
-  python -m experiments.width_sweep --config=configs/cifar10_resnet18.py --workdir=/tmp/cifar10
-
-Hardware: one GPU (H100 class) or TPU; needs CIFAR-10 prepared offline (BUILD.md).
-Expected run time: the training stage trains 2 x |widths| x |seeds| ResNets for 100 epochs; on an
-H100 about 1.5-3 hours for the default grid (estimate from benchmarks/, see BUILD.md).
+Hardware: one GPU (H100 class) or TPU; needs CIFAR-10 prepared offline (BUILD.md). Expected run
+time, an estimate from the H100 training throughput in benchmarks/README.md (ResNet-18, batch 128:
+about 14k, 9k, 4.7k and 2.8k examples/s per model at k = 8, 16, 32, 64, 4 members): training
+2 x 3 seeds x 5 widths for 100 epochs of 40,000 examples takes about 4-5 hours, dominated by
+k = 64 (~2.4 h); the unlearning grids add roughly another 1-2 hours. Not yet run end to end.
 `:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU).
+
+The paper's setting: pre-activation ResNet-18 of Nakkiran widths on CIFAR-10.
 
 Choices the study leaves open (PAPER.md): widths k in {4, 8, 16, 32, 64}; SGD momentum 0.9,
 lr 0.1 with cosine decay, weight decay 5e-4, batch 128, crop+flip augmentation; 20% validation

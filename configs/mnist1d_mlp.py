@@ -1,13 +1,15 @@
-r"""The offline default: MLPs of widths from clearly under- to clearly overparameterized on MNIST-1D.
+r"""python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
 
-  python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
+Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 5 minutes (measured:
+4 min 38 s on 2 cores, 3 seeds, 7 widths, 9 methods over their grids). `:smoke` shrinks
+everything (tests).
 
-Hardware: 2 CPU cores. Expected run time: see README/BUILD.md (training stage: about 2 minutes).
-`:smoke` shrinks everything (tests).
+The offline default: MLPs of widths from clearly under- to clearly overparameterized on MNIST-1D.
 
-Choices the study leaves open (PAPER.md): 2 hidden layers; widths 4..1024 (width 4 cannot fit the
-4,000-example training set, width >= 256 interpolates it); SGD momentum 0.9, lr 0.05 with cosine
-decay, weight decay 5e-4, batch 128, 150 epochs; 200 forget examples drawn uniformly.
+Choices the study leaves open (PAPER.md): 2 hidden layers; widths 4..256 (width 4 reaches only
+~58% training error on the 3,200-example training split, widths >= 64 interpolate it); SGD
+momentum 0.9, lr 0.05 with cosine decay, weight decay 5e-4, batch 128, 150 epochs; 200 forget
+examples drawn uniformly; method grids widened for a small MLP (below).
 """
 from configs import common
 

@@ -1,8 +1,9 @@
-r"""The whole pipeline in well under a minute on a CPU, on the tiny synthetic dataset (tests).
+r"""python -m experiments.width_sweep --config=configs/smoke.py --workdir=/tmp/smoke
 
-  python -m experiments.width_sweep --config=configs/smoke.py --workdir=/tmp/smoke
+Hardware: any CPU. Expected run time: about 30 s on 2 CPU cores, most of it compilation (about
+20 s with a warm compilation cache).
 
-Hardware: any CPU. Expected run time: about 30 s on 2 CPU cores, most of it compilation.
+The whole pipeline on the tiny synthetic dataset, every method with one or two grid points (tests).
 """
 from configs import common
 

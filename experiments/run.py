@@ -68,7 +68,8 @@ def _cached(path: str, compute) -> tuple[dict, np.ndarray | None]:
   if loaded is not None:
     return loaded[0], loaded[2]
   metrics, members, conf = compute()
-  ev.save_metrics(path, metrics, members, conf)
+  if jax.process_index() == 0:   # every process computes the same values; one writes them
+    ev.save_metrics(path, metrics, members, conf)
   return metrics, conf
 
 

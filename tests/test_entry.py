@@ -37,3 +37,15 @@ def test_cli_smoke_sweep_writes_results_report_and_figures(tmp_path):
     assert (workdir / "figures" / f"{fig}.png").stat().st_size > 1000, fig
   # Progress lines with rates and ETA.
   assert "ETA" in proc.stderr and "stage/s" in proc.stderr
+
+
+def test_every_config_loads_and_smoke_shrinks_it():
+  import pytest
+  from configs import cifar10_resnet18, mnist1d_mlp
+  for module in (mnist1d_mlp, cifar10_resnet18, smoke):
+    full, small = module.get_config(), module.get_config("smoke")
+    assert small.train.epochs <= 4 and max(small.widths) <= max(full.widths)
+    assert small.dataset.name in ("synthetic", "mnist1d")
+    assert module.__doc__.lstrip().startswith("python -m experiments.width_sweep")
+  with pytest.raises(ValueError, match="Unknown config argument 'fast'"):
+    mnist1d_mlp.get_config("fast")

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -121,7 +122,11 @@ def _cli(workdir, extra_env=None, extra_args=(), log_name="log.txt"):
 
 
 def _wait(proc, workdir, log_name="log.txt"):
-  proc.wait(timeout=900)
+  try:
+    proc.wait(timeout=600)
+  except subprocess.TimeoutExpired:
+    proc.kill()   # e.g. its peer process died and it waits in a collective
+    proc.wait()
   with open(os.path.join(workdir, log_name)) as f:
     return f.read()
 
@@ -147,6 +152,15 @@ def test_two_process_run_matches(reference, tmp_path):
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   procs = [_cli(tmp_path, env, (f"--coordinator_address=localhost:{port}", "--num_processes=2",
                                 f"--process_id={i}"), f"log{i}.txt") for i in range(2)]
+  # If one process fails, its peer would wait in a collective: stop both then.
+  deadline = time.time() + 600
+  while any(p.poll() is None for p in procs) and time.time() < deadline:
+    if any(p.poll() not in (None, 0) for p in procs):
+      break
+    time.sleep(1)
+  for p in procs:
+    if p.poll() is None:
+      p.kill()
   outs = [_wait(p, tmp_path, f"log{i}.txt") for i, p in enumerate(procs)]
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
