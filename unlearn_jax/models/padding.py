@@ -29,10 +29,13 @@ def pad_variables(narrow: PyTree, wide_like: PyTree) -> PyTree:
   inference on the padded channels stays finite; their scale is zero, so it has no effect.
   """
   def pad(path, leaf, big):
+    # On the host: padding happens once per member at set-up, and eager device ops would
+    # compile one tiny program per leaf shape.
     name = jax.tree_util.keystr(path)
     fill = 1.0 if name.endswith("['var']") else 0.0
-    out = jnp.full(big.shape, fill, leaf.dtype)
-    return out.at[_corner(leaf.shape, big.shape)].set(leaf)
+    out = np.full(big.shape, fill, np.asarray(leaf).dtype)
+    out[_corner(leaf.shape, big.shape)] = np.asarray(leaf)
+    return jnp.asarray(out)
 
   return jax.tree.map_with_path(pad, narrow, wide_like)
 

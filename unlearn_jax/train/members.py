@@ -6,6 +6,7 @@ fan-in) and zero-padding it to the bucket's widest shape (see models/padding.py)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Any, Sequence
 
@@ -44,8 +45,16 @@ def member_keys(members: Sequence[Member], stream: int) -> jax.Array:
 def init_variables(model_name: str, width: float, num_classes: int, seed: int, sample_x,
                    **model_kwargs) -> PyTree:
   """Initial variables of one model at its own width; the init key depends on the seed only."""
-  model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
-  return model.init(jax.random.fold_in(jax.random.key(seed), 0), sample_x, train=False)
+  init = _jitted_init(model_name, width, num_classes, tuple(sorted(model_kwargs.items())))
+  return init(jax.random.fold_in(jax.random.key(seed), 0), sample_x)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_init(model_name: str, width: float, num_classes: int, model_kwargs: tuple):
+  # An eager init dispatches every op separately (tens of seconds for a ResNet); one compiled
+  # init per architecture serves every seed.
+  model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
+  return jax.jit(lambda key, x: model.init(key, x, train=False))
 
 
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
