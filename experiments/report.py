@@ -39,13 +39,18 @@ def _fmt(ms) -> str:
   return f"{ms[0]:.3f} ± {ms[1]:.3f}"
 
 
-def _figure(ncols=1, width=6.0, height=4.0):
+def _figure(panels=1, width=6.0, height=4.0, max_cols=4):
+  """A figure with `panels` axes, wrapped into rows of at most `max_cols`; unused axes hidden."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  fig = Figure(figsize=(width * ncols, height))
+  cols = min(panels, max_cols)
+  rows = -(-panels // cols)
+  fig = Figure(figsize=(width * cols, height * rows))
   FigureCanvasAgg(fig)
-  axes = fig.subplots(1, ncols, squeeze=False)[0]
-  return fig, axes
+  axes = fig.subplots(rows, cols, squeeze=False).ravel()
+  for ax in axes[panels:]:
+    ax.set_visible(False)
+  return fig, axes[:panels]
 
 
 def _plot_errors_vs_width(t: Table, path: str):
@@ -65,7 +70,7 @@ def _plot_errors_vs_width(t: Table, path: str):
 
 def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
   methods = t.methods()
-  fig, axes = _figure(ncols=len(t.widths), width=3.6, height=3.6)
+  fig, axes = _figure(len(t.widths), width=3.8, height=3.4)
   cmap = __import__("matplotlib").colormaps["tab10"]
   for ax, w in zip(axes, t.widths):
     for i, method in enumerate(methods):
@@ -87,7 +92,8 @@ def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
                s=180, color="black", label="original")
     ax.set_title(f"width {w:g}")
     ax.set_xlabel("|forget - val error|" if goal == "privacy" else "forget error")
-  axes[0].set_ylabel("test error")
+  for ax in axes[::4]:
+    ax.set_ylabel("test error")
   axes[-1].legend(fontsize=6)
   fig.suptitle(f"{goal}: test error vs goal (marker size = lambda)")
   fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -183,8 +189,14 @@ def findings(t: Table, lambdas) -> list[dict]:
                  "between training inputs) of the forget examples change at least twice as often "
                  "as around retain examples. Test examples are reported too: at high test error "
                  "many of them sit near a decision boundary, so any update flips some of them"),
-      numbers=nums, holds=bool(near and np.nanmin(np.asarray(near) - 2 * np.asarray(far)) >= 0)))
+      numbers=nums, holds=_all_nonnegative(np.asarray(near) - 2 * np.asarray(far))))
   return out
+
+
+def _all_nonnegative(values: np.ndarray) -> bool:
+  """True when the finite values exist and are all >= 0 (diverged members leave NaNs)."""
+  finite = values[np.isfinite(values)]
+  return bool(finite.size and finite.min() >= 0)
 
 
 def _optional_tables(t: Table, config, methods, lam_r) -> list[str]:

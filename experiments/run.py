@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -85,119 +86,168 @@ def _epsilon_row(config, stage, method, width, conf, retrained_conf, **extra) ->
                       metric="epsilon_score", value=score, **extra)]
 
 
+@dataclasses.dataclass
+class _Context:
+  """What every stage of one run reads."""
+  config: Any
+  workdir: str
+  splits: Any
+  scenario: Any
+  data: dict
+  sample_x: Any
+  probe: regions_stage.RegionProbe
+  figures_dir: str
+  writer: bool   # process 0 of a multi-process run writes files
+
+
+@dataclasses.dataclass
+class _References:
+  """A bucket's originals and retrained references, evaluated and probed once."""
+  original: Any
+  retrained: Any
+  members: list[dict]
+  widths_of: np.ndarray
+  retrained_metrics: dict
+  retrained_preds: dict
+  retrained_conf: np.ndarray
+  original_labels: dict
+  retrained_labels: dict
+
+
+def _train_references(ctx: _Context, widths, timings: dict, progress, done: int):
+  """Trains (or resumes) originals and retrained references; returns (_References, rows)."""
+  config, splits, tag = ctx.config, ctx.splits, "-".join(str(w) for w in widths)
+  trained = {}
+  for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
+                              ("retrained", splits.retain_idx, 1)):
+    t0 = time.time()
+    trained[stage] = train_bucket(config, stage, widths, ctx.data, pool, stream, ctx.workdir,
+                                  ctx.sample_x, splits.num_classes)
+    timings[f"train {stage} {tag}"] = time.time() - t0
+    done += 1
+    progress.update(done, f"({stage} widths {tag})")
+  orig, retr = trained["original"], trained["retrained"]
+  members = [dataclasses.asdict(m) | {"hparams": {}} for m in orig.members]
+  orig_vars, retr_vars = _variables(orig.state), _variables(retr.state)
+  evaluate = lambda variables, **kw: ev.evaluate_members(
+      ev.predict_splits(orig.model, *variables.values(), splits, config.eval_batch_size,
+                        orig.strategy, ctx.scenario),
+      splits, mia_max_train=config.eval.mia_max_train, scenario=ctx.scenario, **kw)
+  retr_metrics, retr_preds, retr_conf = evaluate(retr_vars)
+  orig_metrics, _, orig_conf = evaluate(orig_vars, retrained_pred=retr_preds)
+  ev.add_avg_gap(orig_metrics, retr_metrics)
+  _report_diverged(f"original widths {tag}", orig_metrics, members)
+  _report_diverged(f"retrained widths {tag}", retr_metrics, members)
+  refs = _References(orig, retr, members, np.asarray([m["width"] for m in members]),
+                     retr_metrics, retr_preds, retr_conf,
+                     ctx.probe.labels(orig.model, orig_vars),
+                     ctx.probe.labels(orig.model, retr_vars))
+  rows = (metric_rows("original", "original", members, orig_metrics)
+          + metric_rows("retrained", "retrain", members, retr_metrics)
+          + metric_rows("regions", "retrain", members,
+                        ctx.probe.changes(refs.original_labels, refs.retrained_labels)))
+  for w in widths:
+    rows += _epsilon_row(config, "original", "original", w, orig_conf[refs.widths_of == w],
+                         retr_conf[refs.widths_of == w])
+  return refs, rows, done
+
+
+def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[list, float]:
+  """Unlearns with method `name` over its grid, evaluates, selects, probes; returns rows."""
+  config, splits, probe = ctx.config, ctx.splits, ctx.probe
+  tag = "-".join(str(w) for w in widths)
+  unl = unlearn_bucket(config, name, refs.original, ctx.data, splits, ctx.workdir, ctx.sample_x,
+                       splits.num_classes)
+  unl_vars = _variables(unl.state)
+  origin = np.asarray(unl.origin)
+
+  def compute_metrics():
+    logits = ev.predict_splits(unl.model, *unl_vars.values(), splits, config.eval_batch_size,
+                               unl.strategy, ctx.scenario)
+    m, _, conf = ev.evaluate_members(
+        logits, splits, mia_max_train=config.eval.mia_max_train, scenario=ctx.scenario,
+        retrained_pred={k: v[origin] for k, v in refs.retrained_preds.items()})
+    ev.add_avg_gap(m, {k: v[origin] for k, v in refs.retrained_metrics.items()})
+    return m, unl.members, conf
+
+  metrics, unl_conf = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
+  _report_diverged(f"unlearn {name} widths {tag}", metrics, unl.members)
+  rows = metric_rows("unlearned", name, unl.members, metrics)
+  for goal in config.eval.goals:
+    for lam in config.eval.lambdas:
+      chosen = _select(metrics, unl.origin, len(refs.members), goal, lam)
+      if not (chosen >= 0).all():
+        logging.warning("%s widths %s goal %s lambda %g: every grid point diverged for "
+                        "originals %s", name, tag, goal, lam,
+                        np.flatnonzero(chosen < 0).tolist())
+      chosen = chosen[chosen >= 0]
+      chosen_members = [unl.members[j] for j in chosen]
+      rows += metric_rows("selected", name, chosen_members,
+                          {k: v[chosen] for k, v in metrics.items()}, goal=goal, lam=lam,
+                          selected=1)
+      if lam != config.regions.lam or not len(chosen):
+        continue
+      if goal == "privacy":   # the score is a privacy measure, and costly: one lambda
+        for w in widths:
+          sel = [j for j in chosen if unl.members[j]["width"] == w]
+          rows += _epsilon_row(config, "selected", name, w, unl_conf[sel],
+                               refs.retrained_conf[refs.widths_of == w], goal=goal, lam=lam,
+                               selected=1)
+
+      def compute_regions(chosen=chosen, chosen_members=chosen_members):
+        after = probe.labels(unl.model, regions_stage.take_members(unl_vars, chosen))
+        before = regions_stage.index_labels(refs.original_labels, origin[chosen])
+        changes = probe.changes(before, after)
+        vs_retrained = probe.changes(
+            regions_stage.index_labels(refs.retrained_labels, origin[chosen]), after)
+        changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
+        return changes, chosen_members, None
+
+      regions, _ = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
+                           compute_regions)
+      rows += metric_rows("regions", name, chosen_members, regions, goal=goal, lam=lam,
+                          selected=1)
+      if ctx.writer and name == config.report.plane_method and goal == "privacy":
+        for w in {min(config.widths), max(config.widths)} & set(widths):
+          j = next(int(j) for j in chosen if unl.members[j]["width"] == w)
+          regions_stage.plot_forget_plane(
+              probe, unl.model, regions_stage.take_members(_variables(refs.original.state),
+                                                           [origin[j]]),
+              regions_stage.take_members(unl_vars, [j]),
+              os.path.join(ctx.figures_dir, f"plane_width_{w}.png"), splits.num_classes,
+              f"width {w}, {name}, privacy lambda {lam:g}")
+  return rows, unl.seconds
+
+
 def run(config, workdir: str) -> dict:
   """Runs every stage; returns {'rows': result rows, 'wall_s': seconds}."""
   start = time.time()
   os.makedirs(workdir, exist_ok=True)
-  writer = jax.process_index() == 0
   setup.configure_jax(config)
   splits, scenario = setup.load_splits(config)
-  data = setup.device_data(splits)
-  sample_x = jnp.asarray(splits.x_train[:2])
+  figures_dir = os.path.join(workdir, "figures")
+  os.makedirs(figures_dir, exist_ok=True)
+  ctx = _Context(config, workdir, splits, scenario, setup.device_data(splits),
+                 jnp.asarray(splits.x_train[:2]),
+                 regions_stage.RegionProbe(splits, config.regions, seed=config.dataset.split_seed),
+                 figures_dir, jax.process_index() == 0)
   buckets = setup.width_buckets(config.widths, config.bucket_max_ratio)
   method_names = [m for m in config.unlearn.methods if m != "retrain"]
-  probe = regions_stage.RegionProbe(splits, config.regions, seed=config.dataset.split_seed)
   rows, timings = [], {}
   progress = Progress("sweep", len(buckets) * (2 + len(method_names)), unit="stage", every_s=0)
   done = 0
-  figures_dir = os.path.join(workdir, "figures")
-  os.makedirs(figures_dir, exist_ok=True)
   for widths in buckets:
-    tag = "-".join(str(w) for w in widths)
-    trained = {}
-    for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
-                                ("retrained", splits.retain_idx, 1)):
-      t0 = time.time()
-      trained[stage] = train_bucket(config, stage, widths, data, pool, stream, workdir, sample_x,
-                                    splits.num_classes)
-      timings[f"train {stage} {tag}"] = time.time() - t0
-      done += 1
-      progress.update(done, f"({stage} widths {tag})")
-    orig, retr = trained["original"], trained["retrained"]
-    members = [dataclasses.asdict(m) | {"hparams": {}} for m in orig.members]
-    num_orig = len(members)
-    orig_vars, retr_vars = _variables(orig.state), _variables(retr.state)
-    evaluate = lambda variables, **kw: ev.evaluate_members(
-        ev.predict_splits(orig.model, *variables.values(), splits, config.eval_batch_size,
-                          orig.strategy, scenario),
-        splits, mia_max_train=config.eval.mia_max_train, scenario=scenario, **kw)
-    retr_metrics, retr_preds, retr_conf = evaluate(retr_vars)
-    orig_metrics, _, orig_conf = evaluate(orig_vars, retrained_pred=retr_preds)
-    ev.add_avg_gap(orig_metrics, retr_metrics)
-    _report_diverged(f"original widths {tag}", orig_metrics, members)
-    _report_diverged(f"retrained widths {tag}", retr_metrics, members)
-    orig_labels = probe.labels(orig.model, orig_vars)
-    retr_labels = probe.labels(orig.model, retr_vars)
-    rows += metric_rows("original", "original", members, orig_metrics)
-    rows += metric_rows("retrained", "retrain", members, retr_metrics)
-    rows += metric_rows("regions", "retrain", members, probe.changes(orig_labels, retr_labels))
-    widths_of = np.asarray([m["width"] for m in members])
-    for w in widths:
-      rows += _epsilon_row(config, "original", "original", w, orig_conf[widths_of == w],
-                           retr_conf[widths_of == w])
-
+    refs, ref_rows, done = _train_references(ctx, widths, timings, progress, done)
+    rows += ref_rows
     for name in method_names:
-      unl = unlearn_bucket(config, name, orig, data, splits, workdir, sample_x,
-                           splits.num_classes)
-      timings[f"unlearn {name} {tag}"] = unl.seconds
-      unl_vars = _variables(unl.state)
-      origin = np.asarray(unl.origin)
-
-      def compute_metrics():
-        logits = ev.predict_splits(unl.model, *unl_vars.values(), splits,
-                                   config.eval_batch_size, unl.strategy, scenario)
-        m, _, conf = ev.evaluate_members(
-            logits, splits, mia_max_train=config.eval.mia_max_train, scenario=scenario,
-            retrained_pred={k: v[origin] for k, v in retr_preds.items()})
-        ev.add_avg_gap(m, {k: v[origin] for k, v in retr_metrics.items()})
-        return m, unl.members, conf
-
-      metrics, unl_conf = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
-      _report_diverged(f"unlearn {name} widths {tag}", metrics, unl.members)
-      rows += metric_rows("unlearned", name, unl.members, metrics)
-      for goal in config.eval.goals:
-        for lam in config.eval.lambdas:
-          chosen = _select(metrics, unl.origin, num_orig, goal, lam)
-          ok = chosen >= 0
-          if not ok.all():
-            logging.warning("%s widths %s goal %s lambda %g: every grid point diverged for "
-                            "originals %s", name, tag, goal, lam, np.flatnonzero(~ok).tolist())
-          picked = {k: v[chosen[ok]] for k, v in metrics.items()}
-          rows += metric_rows("selected", name, [unl.members[j] for j in chosen[ok]], picked,
-                              goal=goal, lam=lam, selected=1)
-          for w in widths:
-            sel = [j for j in chosen[ok] if unl.members[j]["width"] == w]
-            rows += _epsilon_row(config, "selected", name, w, unl_conf[sel],
-                                 retr_conf[widths_of == w], goal=goal, lam=lam, selected=1)
-          if lam != config.regions.lam or not ok.any():
-            continue
-
-          def compute_regions(chosen=chosen[ok]):
-            after = probe.labels(unl.model, regions_stage.take_members(unl_vars, chosen))
-            before = regions_stage.index_labels(orig_labels, origin[chosen])
-            changes = probe.changes(before, after)
-            vs_retrained = probe.changes(regions_stage.index_labels(retr_labels, origin[chosen]),
-                                         after)
-            changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
-            return changes, [unl.members[j] for j in chosen], None
-
-          regions, _ = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
-                            compute_regions)
-          rows += metric_rows("regions", name, [unl.members[j] for j in chosen[ok]], regions,
-                              goal=goal, lam=lam, selected=1)
-          if writer and name == config.report.plane_method and goal == "privacy":
-            for w in {min(config.widths), max(config.widths)} & set(widths):
-              j = next(int(j) for j in chosen[ok] if unl.members[j]["width"] == w)
-              regions_stage.plot_forget_plane(
-                  probe, unl.model, regions_stage.take_members(orig_vars, [origin[j]]),
-                  regions_stage.take_members(unl_vars, [j]),
-                  os.path.join(figures_dir, f"plane_width_{w}.png"), splits.num_classes,
-                  f"width {w}, {name}, privacy lambda {lam:g}")
+      method_rows, seconds = _unlearn_rows(ctx, refs, name, widths)
+      rows += method_rows
+      timings[f"unlearn {name} {'-'.join(str(w) for w in widths)}"] = seconds
       done += 1
-      progress.update(done, f"({name} widths {tag})")
+      progress.update(done, f"({name} widths {'-'.join(str(w) for w in widths)})")
 
   wall = time.time() - start
-  if writer:
+  if ctx.writer:
     results.write_csv(os.path.join(workdir, "results.csv"), rows)
     info = {"wall_s": wall, "backend": jax.default_backend(), "devices": jax.device_count(),
             "processes": jax.process_count(), "splits": splits.summary(),

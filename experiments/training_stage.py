@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any
@@ -42,13 +43,19 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
   strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths))
   tag = "-".join(str(w) for w in widths)
   ckpt = StageCheckpointer(os.path.join(workdir, name, f"widths_{tag}"))
-  meta = {"stage": name, "widths": list(widths), "members": _member_table(members),
-          "epochs": t.epochs, "config": config.to_json()}
+  # What determines the trained models: a checkpoint made under other settings is refused.
+  identity = {"members": _member_table(members), "train": t.to_dict(),
+              "dataset": config.dataset.to_dict(), "model": config.model.to_dict()}
+  identity = json.loads(json.dumps(identity))   # tuples -> lists, as they come back from JSON
+  meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start = 0
   if ckpt.latest_step() is not None:
-    if ckpt.read_meta()["members"] != meta["members"]:
-      raise ValueError(f"{ckpt.directory} holds different members than the config asks for; "
-                       "use a new --workdir or delete that stage directory.")
+    saved_meta = ckpt.read_meta()
+    changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
+    if changed:
+      raise ValueError(f"{ckpt.directory} was trained with other {', '.join(changed)} settings "
+                       "than the config asks for; use a new --workdir or delete that stage "
+                       "directory.")
     state, saved = ckpt.restore(jax.eval_shape(lambda: state))
     start = saved["epoch"]
     logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)

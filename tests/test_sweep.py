@@ -186,3 +186,16 @@ def test_diverging_members_are_reported_and_never_selected(reference, tmp_path, 
   selected = [r for r in rows if r["stage"] == "selected" and r["method"] == "gradient_ascent"]
   assert selected and all('"learning_rate": 0.0001' in r["hparams"] for r in selected)
   assert (workdir / "report.md").exists()
+
+
+@pytest.mark.parametrize("change, what", [("seeds", "members"), ("epochs", "train")])
+def test_resume_refuses_checkpoints_made_under_other_settings(reference, tmp_path, change, what):
+  import shutil
+  shutil.copytree(reference[0], tmp_path / "w")
+  config = _config()
+  if change == "seeds":
+    config.seeds = (5, 6)
+  else:
+    config.train.epochs = 6
+  with pytest.raises(ValueError, match=f"trained with other {what} settings"):
+    run_lib.run(config, str(tmp_path / "w"))

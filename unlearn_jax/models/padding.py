@@ -29,13 +29,14 @@ def pad_variables(narrow: PyTree, wide_like: PyTree) -> PyTree:
   inference on the padded channels stays finite; their scale is zero, so it has no effect.
   """
   def pad(path, leaf, big):
-    # On the host: padding happens once per member at set-up, and eager device ops would
-    # compile one tiny program per leaf shape.
     name = jax.tree_util.keystr(path)
     fill = 1.0 if name.endswith("['var']") else 0.0
-    out = np.full(big.shape, fill, np.asarray(leaf).dtype)
-    out[_corner(leaf.shape, big.shape)] = np.asarray(leaf)
-    return jnp.asarray(out)
+    widths = [(0, b - n) for n, b in zip(leaf.shape, big.shape)]
+    _corner(leaf.shape, big.shape)  # validates the shapes
+    if isinstance(leaf, jax.core.Tracer):
+      return jnp.pad(leaf, widths, constant_values=fill)
+    # Concrete leaves pad on the host: eager device ops would compile a program per leaf shape.
+    return jnp.asarray(np.pad(np.asarray(leaf), widths, constant_values=fill))
 
   return jax.tree.map_with_path(pad, narrow, wide_like)
 
