@@ -102,7 +102,9 @@ def strategy_table(doc: dict) -> str:
 
 
 def to_markdown(doc: dict) -> str:
-  parts = [f"# Benchmarks\n\n{machine_line(doc)}\n", "## Results\n", results_table(doc)]
+  parts = [f"# Benchmarks\n\n{machine_line(doc)}\n"]
+  if any(r["benchmark"] != "sweep" for r in doc["results"]):
+    parts += ["## Results\n", results_table(doc)]
   if any(r["benchmark"] == "sweep" for r in doc["results"]):
     parts += ["\n## Default sweep end to end\n", sweep_table(doc)]
   if any(r["benchmark"] in ("train", "unlearn") for r in doc["results"]):

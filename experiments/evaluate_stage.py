@@ -78,7 +78,7 @@ def evaluate_members(logits: dict, splits, *, mia_max_train: int = 1000, seed: i
       mia.mia_efficacy, dict(retain_conf=stats["retain"]["confidence"],
                              test_conf=stats["test"]["confidence"],
                              forget_conf=stats["forget"]["confidence"]),
-      seed=seed, max_train=mia_max_train)
+      seed=seed, max_train=mia_max_train, workers=os.cpu_count() or 1)
   preds = {s: st["pred"] for s, st in stats.items()}
   if scenario is not None and scenario.name == "mislabeled":
     true = splits.y_train_clean[splits.forget_idx]

@@ -82,11 +82,6 @@ class RegionProbe:
     return out
 
 
-def take_members(variables, idx) -> dict:
-  idx = np.asarray(idx)
-  return jax.tree.map(lambda x: x[idx], variables)
-
-
 def index_labels(labels: dict, idx) -> dict:
   return {k: v[np.asarray(idx)] for k, v in labels.items()}
 

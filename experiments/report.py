@@ -39,7 +39,10 @@ def _fmt(ms) -> str:
   return f"{ms[0]:.3f} ± {ms[1]:.3f}"
 
 
-def _figure(panels=1, width=6.0, height=4.0, max_cols=4):
+_MAX_COLS = 4   # panels per figure row
+
+
+def _figure(panels=1, width=6.0, height=4.0, max_cols=_MAX_COLS):
   """A figure with `panels` axes, wrapped into rows of at most `max_cols`; unused axes hidden."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
@@ -92,7 +95,7 @@ def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
                s=180, color="black", label="original")
     ax.set_title(f"width {w:g}")
     ax.set_xlabel("|forget - val error|" if goal == "privacy" else "forget error")
-  for ax in axes[::4]:
+  for ax in axes[::_MAX_COLS]:
     ax.set_ylabel("test error")
   axes[-1].legend(fontsize=6)
   fig.suptitle(f"{goal}: test error vs goal (marker size = lambda)")

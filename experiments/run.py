@@ -28,7 +28,7 @@ from experiments import regions_stage, report, results, setup
 from experiments.training_stage import train_bucket
 from experiments.unlearn_stage import unlearn_bucket
 from unlearn_jax.evaluation import epsilon_score, tuning
-from unlearn_jax.train import Progress
+from unlearn_jax.train import Progress, take_members
 
 
 def metric_rows(stage: str, method: str, members: list[dict], metrics: dict, **extra) -> list:
@@ -86,6 +86,10 @@ def _epsilon_row(config, stage, method, width, conf, retrained_conf, **extra) ->
                       metric="epsilon_score", value=score, **extra)]
 
 
+def _tag(widths) -> str:
+  return "-".join(str(w) for w in widths)
+
+
 @dataclasses.dataclass
 class _Context:
   """What every stage of one run reads."""
@@ -116,7 +120,7 @@ class _References:
 
 def _train_references(ctx: _Context, widths, timings: dict, progress, done: int):
   """Trains (or resumes) originals and retrained references; returns (_References, rows)."""
-  config, splits, tag = ctx.config, ctx.splits, "-".join(str(w) for w in widths)
+  config, splits, tag = ctx.config, ctx.splits, _tag(widths)
   trained = {}
   for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
                               ("retrained", splits.retain_idx, 1)):
@@ -154,8 +158,7 @@ def _train_references(ctx: _Context, widths, timings: dict, progress, done: int)
 
 def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[list, float]:
   """Unlearns with method `name` over its grid, evaluates, selects, probes; returns rows."""
-  config, splits, probe = ctx.config, ctx.splits, ctx.probe
-  tag = "-".join(str(w) for w in widths)
+  config, splits, probe, tag = ctx.config, ctx.splits, ctx.probe, _tag(widths)
   unl = unlearn_bucket(config, name, refs.original, ctx.data, splits, ctx.workdir, ctx.sample_x,
                        splits.num_classes)
   unl_vars = _variables(unl.state)
@@ -195,7 +198,7 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
                                selected=1)
 
       def compute_regions(chosen=chosen, chosen_members=chosen_members):
-        after = probe.labels(unl.model, regions_stage.take_members(unl_vars, chosen))
+        after = probe.labels(unl.model, take_members(unl_vars, chosen))
         before = regions_stage.index_labels(refs.original_labels, origin[chosen])
         changes = probe.changes(before, after)
         vs_retrained = probe.changes(
@@ -211,9 +214,9 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
         for w in {min(config.widths), max(config.widths)} & set(widths):
           j = next(int(j) for j in chosen if unl.members[j]["width"] == w)
           regions_stage.plot_forget_plane(
-              probe, unl.model, regions_stage.take_members(_variables(refs.original.state),
+              probe, unl.model, take_members(_variables(refs.original.state),
                                                            [origin[j]]),
-              regions_stage.take_members(unl_vars, [j]),
+              take_members(unl_vars, [j]),
               os.path.join(ctx.figures_dir, f"plane_width_{w}.png"), splits.num_classes,
               f"width {w}, {name}, privacy lambda {lam:g}")
   return rows, unl.seconds
@@ -237,14 +240,15 @@ def run(config, workdir: str) -> dict:
   progress = Progress("sweep", len(buckets) * (2 + len(method_names)), unit="stage", every_s=0)
   done = 0
   for widths in buckets:
+    tag = _tag(widths)
     refs, ref_rows, done = _train_references(ctx, widths, timings, progress, done)
     rows += ref_rows
     for name in method_names:
       method_rows, seconds = _unlearn_rows(ctx, refs, name, widths)
       rows += method_rows
-      timings[f"unlearn {name} {'-'.join(str(w) for w in widths)}"] = seconds
+      timings[f"unlearn {name} {tag}"] = seconds
       done += 1
-      progress.update(done, f"({name} widths {'-'.join(str(w) for w in widths)})")
+      progress.update(done, f"({name} widths {tag})")
 
   wall = time.time() - start
   if ctx.writer:

@@ -44,7 +44,8 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
   tag = "-".join(str(w) for w in widths)
   ckpt = StageCheckpointer(os.path.join(workdir, name, f"widths_{tag}"))
   # What determines the trained models: a checkpoint made under other settings is refused.
-  identity = {"members": _member_table(members), "train": t.to_dict(),
+  train_settings = {k: v for k, v in t.to_dict().items() if k != "checkpoint_every"}
+  identity = {"members": _member_table(members), "train": train_settings,
               "dataset": config.dataset.to_dict(), "model": config.model.to_dict()}
   identity = json.loads(json.dumps(identity))   # tuples -> lists, as they come back from JSON
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}

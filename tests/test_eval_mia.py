@@ -86,3 +86,14 @@ def test_per_member_loops_and_reports_nan_for_diverged_members():
   assert scores.shape == (3,) and np.isnan(scores[1])
   assert scores[0] == mia.loss_mia_accuracy(forget[0], forget_labels, test[0], test_labels)
   assert scores[2] > 0.95
+
+
+def test_per_member_threads_give_the_same_scores():
+  rng = np.random.default_rng(7)
+  conf = dict(retain_conf=rng.uniform(0.5, 1, (4, 120)), test_conf=rng.uniform(0, 1, (4, 100)),
+              forget_conf=rng.uniform(0.3, 1, (4, 40)))
+  conf["forget_conf"][2, 0] = np.nan
+  serial = mia.per_member(mia.mia_efficacy, conf, seed=3, max_train=80)
+  threaded = mia.per_member(mia.mia_efficacy, conf, workers=3, seed=3, max_train=80)
+  np.testing.assert_array_equal(serial, threaded)
+  assert np.isnan(threaded[2]) and np.isfinite(threaded[[0, 1, 3]]).all()

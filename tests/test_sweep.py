@@ -1,5 +1,6 @@
 """The width sweep: resume after a kill, partial re-runs, device-count invariance, multi-process."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -87,7 +88,6 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatc
 
 
 def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatch):
-  import shutil
   workdir = tmp_path / "w"
   shutil.copytree(reference[0], workdir)
   calls = []
@@ -169,7 +169,6 @@ def test_two_process_run_matches(reference, tmp_path):
 
 
 def test_diverging_members_are_reported_and_never_selected(reference, tmp_path, caplog):
-  import shutil
   workdir = tmp_path / "w"
   shutil.copytree(reference[0], workdir)
   config = _config()
@@ -190,7 +189,6 @@ def test_diverging_members_are_reported_and_never_selected(reference, tmp_path, 
 
 @pytest.mark.parametrize("change, what", [("seeds", "members"), ("epochs", "train")])
 def test_resume_refuses_checkpoints_made_under_other_settings(reference, tmp_path, change, what):
-  import shutil
   shutil.copytree(reference[0], tmp_path / "w")
   config = _config()
   if change == "seeds":

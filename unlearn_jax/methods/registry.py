@@ -127,10 +127,6 @@ class Method:
                        f"{'do' if touches_forget else 'do not'} use the forget set.")
 
   @property
-  def hparam_names(self) -> tuple[str, ...]:
-    return tuple(self.defaults)
-
-  @property
   def tx_hparam_names(self) -> tuple[str, ...]:
     """Hyperparameters that go to the optimizer factory (lifted into the optimizer state)."""
     if self.tx is None:

@@ -30,7 +30,7 @@ from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.registry import CONTEXT_ARGS, Method, Phase, get
 from unlearn_jax.train import drivers, optimizers, trainer
-from unlearn_jax.train.members import any_optimizer
+from unlearn_jax.train.members import any_optimizer, take_members
 from unlearn_jax.train.state import TrainState, apply_model
 
 PyTree = Any
@@ -47,8 +47,7 @@ def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
 def repeat_members(tree: PyTree, repeats: int) -> PyTree:
   """Repeats every member `repeats` times in place: member s -> s * repeats + g (typed keys ok)."""
   num = jax.tree.leaves(tree)[0].shape[0]
-  idx = np.repeat(np.arange(num), repeats)
-  return jax.tree.map(lambda x: x[idx], tree)
+  return take_members(tree, np.repeat(np.arange(num), repeats))
 
 
 def expand_grid(tree: PyTree, grid: Mapping[str, Sequence[float]]
