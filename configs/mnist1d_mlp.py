@@ -2,7 +2,8 @@ r"""python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=
 
 Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 5 minutes (measured
 on 2 cores from a fresh workdir: 4 min 41 s wall with the compilation cache warm, 5 min 33 s
-with it empty; 2.6 GiB peak RSS; 3 seeds, 7 widths, 9 methods over their grids). `:smoke` shrinks everything (tests).
+with it empty; 2.6 GiB peak RSS; 3 seeds, 7 widths, 9 methods over their grids). `:smoke`
+shrinks everything (tests).
 
 The offline default: MLPs of widths from clearly under- to clearly overparameterized on MNIST-1D.
 
