@@ -48,7 +48,7 @@ def _figure(panels=1, width=6.0, height=4.0, max_cols=_MAX_COLS):
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   cols = min(panels, max_cols)
   rows = -(-panels // cols)
-  fig = Figure(figsize=(width * cols, height * rows))
+  fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
   FigureCanvasAgg(fig)
   axes = fig.subplots(rows, cols, squeeze=False).ravel()
   for ax in axes[panels:]:
@@ -103,10 +103,12 @@ def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
 
 
 def _plot_vs_width(t: Table, series, ylabel: str, title: str, path: str):
+  """One line per (label, fn[, style]) of series; fn(width) -> (mean, std)."""
   fig, (ax,) = _figure()
-  for label, fn in series:
+  for label, fn, *style in series:
     ms = np.array([fn(w) for w in t.widths])
-    ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, label=label)
+    ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, label=label,
+                **(style[0] if style else {}))
   ax.set_xscale("log")
   ax.set_xlabel("width")
   ax.set_ylabel(ylabel)
@@ -172,9 +174,7 @@ def findings(t: Table, lambdas) -> list[dict]:
 
   lam_r = sorted({k[4] for k in t.values if k[0] == "regions" and k[4] != ""})
   lam_r = lam_r[0] if lam_r else ""
-  ball = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith("ball_changed_r")
-                 and not k[6].endswith("retrained")})
-  ball = ball[0] if ball else "ball_changed_r0.05"
+  ball = _smallest_ball(t)
   near, far, nums = [], [], []
   for m in FORGET_USING:
     for metric in ("plane_changed", ball):
@@ -194,6 +194,13 @@ def findings(t: Table, lambdas) -> list[dict]:
                  "many of them sit near a decision boundary, so any update flips some of them"),
       numbers=nums, holds=_all_nonnegative(np.asarray(near) - 2 * np.asarray(far))))
   return out
+
+
+def _smallest_ball(t: Table) -> str:
+  """The metric of the smallest neighbourhood radius the run measured (the most local one)."""
+  balls = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith("ball_changed_r")
+                  and not k[6].endswith("retrained")}, key=lambda m: float(m[len("ball_changed_r"):]))
+  return balls[0] if balls else "ball_changed_r0.05"
 
 
 def _all_nonnegative(values: np.ndarray) -> bool:
@@ -251,20 +258,32 @@ def write_report(config, workdir: str, rows, info: dict) -> None:
                                    lam=lam_r)) for m in methods],
       "loss-MIA accuracy (0.5 = private)", f"membership inference (privacy, lambda {lam_r:g})",
       os.path.join(fig_dir, "mia_vs_width.png"))
+  study = [m for m in STUDY_METHODS if m in methods]
+  # Colour per method; solid near the forget examples, dashed for the comparison set.
+  style = lambda i, f: {"color": f"C{i}", "linestyle": "-" if f == "forget" else "--"}
   _plot_vs_width(
       t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, "plane_changed",
-                                                  goal="privacy", lam=lam_r))
-          for m in [x for x in STUDY_METHODS if x in methods] for f in ("forget", "test")],
+                                                  goal="privacy", lam=lam_r), style(i, f))
+          for i, m in enumerate(study) for f in ("forget", "test")],
       "fraction of plane points relabelled",
       f"decision-region change near forget vs test examples (privacy, lambda {lam_r:g})",
       os.path.join(fig_dir, "regions_vs_width.png"))
+  ball = _smallest_ball(t)
+  _plot_vs_width(
+      t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, ball, goal="privacy",
+                                                  lam=lam_r), style(i, f))
+          for i, m in enumerate(study) for f in ("forget", "retain")],
+      f"fraction of points relabelled ({ball})",
+      f"change in small balls around forget vs retain examples (privacy, lambda {lam_r:g})",
+      os.path.join(fig_dir, "regions_ball_vs_width.png"))
 
   lines = ["# Width sweep report", "",
            f"Dataset `{config.dataset.name}`, model `{config.model.name}`, widths "
            f"{list(config.widths)}, seeds {list(config.seeds)}, forget set "
            f"{info['splits']['forget']} examples ({config.dataset.forget_mode}, scenario "
            f"{config.dataset.get('scenario', 'none')}).",
-           f"Wall time {info['wall_s']:.0f} s on {info['devices']} {info['backend']} device(s).",
+           f"Wall time {info['wall_s']:.0f} s on {info['devices']} {info['backend']} device(s) "
+           "(this invocation only: stages restored from the workdir cost no time here).",
            "", "## Findings of the study, checked here", ""]
   for f in findings(t, lambdas):
     lines += [f"### {f['title']}: {'holds' if f['holds'] else 'does not hold'} here", "",

@@ -124,10 +124,9 @@ def _train_references(ctx: _Context, widths, timings: dict, progress, done: int)
   trained = {}
   for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
                               ("retrained", splits.retain_idx, 1)):
-    t0 = time.time()
     trained[stage] = train_bucket(config, stage, widths, ctx.data, pool, stream, ctx.workdir,
                                   ctx.sample_x, splits.num_classes)
-    timings[f"train {stage} {tag}"] = time.time() - t0
+    timings[f"train {stage} {tag}"] = trained[stage].seconds
     done += 1
     progress.update(done, f"({stage} widths {tag})")
   orig, retr = trained["original"], trained["retrained"]

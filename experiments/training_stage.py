@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -24,6 +25,7 @@ class TrainedBucket:
   state: train_lib.TrainState
   mask: Any
   strategy: train_lib.Strategy
+  seconds: float   # training time summed over every invocation that trained this bucket
 
 
 def _member_table(members) -> list[dict]:
@@ -49,7 +51,7 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
               "dataset": config.dataset.to_dict(), "model": config.model.to_dict()}
   identity = json.loads(json.dumps(identity))   # tuples -> lists, as they come back from JSON
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
-  start = 0
+  start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:
     saved_meta = ckpt.read_meta()
     changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
@@ -58,15 +60,17 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
                        "than the config asks for; use a new --workdir or delete that stage "
                        "directory.")
     state, saved = ckpt.restore(jax.eval_shape(lambda: state))
-    start = saved["epoch"]
+    start, seconds = saved["epoch"], saved.get("seconds", 0.0)
     logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
   if start < t.epochs:
     num = len(members)
+    t_start, prior, elapsed = time.time(), seconds, {}
 
     def checkpoint(epoch, st, _):
       # Checkpoints hold the unpadded members, so a run may resume on another device count.
       if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
-        ckpt.save(epoch, sharding.unpad_members(st, num), dict(meta, epoch=epoch))
+        elapsed["seconds"] = prior + time.time() - t_start
+        ckpt.save(epoch, sharding.unpad_members(st, num), dict(meta, epoch=epoch, **elapsed))
 
     keys = train_lib.member_keys(members, stream)
     if strategy.member_chunk == 0 and jax.device_count() > 1:
@@ -82,6 +86,7 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
         epochs=t.epochs, batch_size=t.batch_size, augment=t.augment, strategy=strategy,
         start_epoch=start, callback=checkpoint, name=f"{name} {tag}")
     state = sharding.unpad_members(state, num)
+    seconds = elapsed["seconds"]   # as saved with the last epoch, so a rerun reports the same
     if jax.process_count() > 1:
       # Later stages are cheap and run the same on every process: gather the members here.
       state = jax.tree.map(jax.numpy.asarray, sharding.to_host(state))
@@ -91,4 +96,4 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
     logging.warning("%s widths %s: members %s diverged (non-finite parameters): %s; they are "
                     "reported as NaN and left out of aggregates.", name, widths, bad.tolist(),
                     [members[i] for i in bad])
-  return TrainedBucket(tuple(widths), members, model, state, mask, strategy)
+  return TrainedBucket(tuple(widths), members, model, state, mask, strategy, seconds)

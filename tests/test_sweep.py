@@ -1,4 +1,5 @@
 """The width sweep: resume after a kill, partial re-runs, device-count invariance, multi-process."""
+import json
 import os
 import shutil
 import socket
@@ -103,6 +104,10 @@ def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatc
   run_lib.run(config, str(workdir))
   values = _values(results.read_csv(str(workdir / "results.csv")))
   assert calls == ["neggrad_plus"] and not trained
+  # Restored stages report the time they took when they ran, not the restore time.
+  train_seconds = lambda d: {k: v for k, v in json.loads((d / "run_info.json").read_text())[
+      "stage_seconds"].items() if k.startswith("train ")}
+  assert train_seconds(workdir) == train_seconds(reference[0]) != {}
   ref = reference[1]
   assert {k: v for k, v in values.items() if k[1] == "scrub"} == {
       k: v for k, v in ref.items() if k[1] == "scrub"}
