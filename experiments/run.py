@@ -13,6 +13,7 @@ a killed run started again with the same command continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -26,9 +27,9 @@ import numpy as np
 from experiments import evaluate_stage as ev
 from experiments import regions_stage, report, results, setup
 from experiments.training_stage import train_bucket
-from experiments.unlearn_stage import unlearn_bucket
+from experiments.unlearn_stage import check_config as check_unlearn_config, unlearn_bucket
 from unlearn_jax.evaluation import epsilon_score, tuning
-from unlearn_jax.train import Progress, take_members
+from unlearn_jax.train import Progress, take_members, variable_structure
 
 
 def metric_rows(stage: str, method: str, members: list[dict], metrics: dict, **extra) -> list:
@@ -63,12 +64,13 @@ def _report_diverged(what: str, metrics: dict, members: list[dict]) -> None:
                     bad.tolist(), members[int(bad[0])])
 
 
-def _cached(path: str, compute) -> tuple[dict, np.ndarray | None]:
-  """(metrics, forget confidences) from `path` if a finished run wrote them, else computed."""
+def _cached(path: str, members: list[dict], compute) -> tuple[dict, np.ndarray | None]:
+  """(metrics, forget confidences) from `path` if a finished run wrote them for `members`,
+  else computed by `compute() -> (metrics, conf)`."""
   loaded = ev.load_metrics(path)
-  if loaded is not None:
+  if loaded is not None and loaded[1] == json.loads(json.dumps(members)):
     return loaded[0], loaded[2]
-  metrics, members, conf = compute()
+  metrics, conf = compute()
   if jax.process_index() == 0:   # every process computes the same values; one writes them
     ev.save_metrics(path, metrics, members, conf)
   return metrics, conf
@@ -76,14 +78,29 @@ def _cached(path: str, compute) -> tuple[dict, np.ndarray | None]:
 
 def _epsilon_row(config, stage, method, width, conf, retrained_conf, **extra) -> list:
   """The NeurIPS 2023 forgetting score over seeds (one row), if there are enough seeds."""
-  if conf is None or min(len(conf), len(retrained_conf)) < config.eval.epsilon_min_models:
+  if conf is None:
     return []
-  finite = np.all(np.isfinite(conf), axis=1)
-  if finite.sum() < config.eval.epsilon_min_models:
+  # Diverged members (non-finite confidences) on either side are left out, as everywhere.
+  conf = conf[np.all(np.isfinite(conf), axis=1)]
+  retrained_conf = retrained_conf[np.all(np.isfinite(retrained_conf), axis=1)]
+  if min(len(conf), len(retrained_conf)) < config.eval.epsilon_min_models:
     return []
-  score = epsilon_score.forget_score(conf[finite], retrained_conf)
+  score = epsilon_score.forget_score(conf, retrained_conf)
   return [results.row(stage=stage, method=method, width=width, seed="all", split="forget",
                       metric="epsilon_score", value=score, **extra)]
+
+
+def _check_config(config) -> None:
+  """Settings that would otherwise fail late (after training) or silently give empty tables."""
+  check_unlearn_config(config)
+  unknown = sorted(set(config.eval.goals) - set(tuning.OBJECTIVES))
+  if unknown:
+    raise ValueError(f"config.eval.goals has unknown goal(s) {unknown}; allowed: "
+                     f"{sorted(tuning.OBJECTIVES)}.")
+  if config.regions.lam not in tuple(config.eval.lambdas):
+    raise ValueError(f"config.regions.lam={config.regions.lam} must be one of config.eval.lambdas "
+                     f"{tuple(config.eval.lambdas)}: regions, epsilon scores and plane figures "
+                     "are computed for the points selected at that lambda.")
 
 
 def _tag(widths) -> str:
@@ -170,9 +187,10 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
         logits, splits, mia_max_train=config.eval.mia_max_train, scenario=ctx.scenario,
         retrained_pred={k: v[origin] for k, v in refs.retrained_preds.items()})
     ev.add_avg_gap(m, {k: v[origin] for k, v in refs.retrained_metrics.items()})
-    return m, unl.members, conf
+    return m, conf
 
-  metrics, unl_conf = _cached(os.path.join(unl.directory, "metrics.json"), compute_metrics)
+  metrics, unl_conf = _cached(os.path.join(unl.directory, "metrics.json"), unl.members,
+                              compute_metrics)
   _report_diverged(f"unlearn {name} widths {tag}", metrics, unl.members)
   rows = metric_rows("unlearned", name, unl.members, metrics)
   for goal in config.eval.goals:
@@ -196,22 +214,24 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
                                refs.retrained_conf[refs.widths_of == w], goal=goal, lam=lam,
                                selected=1)
 
-      def compute_regions(chosen=chosen, chosen_members=chosen_members):
+      def compute_regions(chosen=chosen):
         after = probe.labels(unl.model, take_members(unl_vars, chosen))
         before = regions_stage.index_labels(refs.original_labels, origin[chosen])
         changes = probe.changes(before, after)
         vs_retrained = probe.changes(
             regions_stage.index_labels(refs.retrained_labels, origin[chosen]), after)
         changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
-        return changes, chosen_members, None
+        return changes, None
 
       regions, _ = _cached(os.path.join(unl.directory, f"regions_{goal}_{lam:g}.json"),
-                           compute_regions)
+                           chosen_members, compute_regions)
       rows += metric_rows("regions", name, chosen_members, regions, goal=goal, lam=lam,
                           selected=1)
       if ctx.writer and name == config.report.plane_method and goal == "privacy":
         for w in {min(config.widths), max(config.widths)} & set(widths):
-          j = next(int(j) for j in chosen if unl.members[j]["width"] == w)
+          j = next((int(j) for j in chosen if unl.members[j]["width"] == w), None)
+          if j is None:   # every original of this width diverged
+            continue
           regions_stage.plot_forget_plane(
               probe, unl.model, take_members(_variables(refs.original.state),
                                                            [origin[j]]),
@@ -224,6 +244,7 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
 def run(config, workdir: str) -> dict:
   """Runs every stage; returns {'rows': result rows, 'wall_s': seconds}."""
   start = time.time()
+  _check_config(config)
   os.makedirs(workdir, exist_ok=True)
   setup.configure_jax(config)
   splits, scenario = setup.load_splits(config)
@@ -233,7 +254,9 @@ def run(config, workdir: str) -> dict:
                  jnp.asarray(splits.x_train[:2]),
                  regions_stage.RegionProbe(splits, config.regions, seed=config.dataset.split_seed),
                  figures_dir, jax.process_index() == 0)
-  buckets = setup.width_buckets(config.widths, config.bucket_max_ratio)
+  structure = functools.lru_cache(None)(lambda w: variable_structure(
+      config.model.name, w, splits.num_classes, ctx.sample_x, **dict(config.model.kwargs)))
+  buckets = setup.width_buckets(config.widths, config.bucket_max_ratio, structure)
   method_names = [m for m in config.unlearn.methods if m != "retrain"]
   rows, timings = [], {}
   progress = Progress("sweep", len(buckets) * (2 + len(method_names)), unit="stage", every_s=0)

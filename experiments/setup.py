@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Sequence
+from typing import Callable, Hashable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -75,10 +75,14 @@ def device_data(splits: data_lib.Splits) -> dict:
   return {"x": jnp.asarray(splits.x_train), "y": jnp.asarray(splits.y_train)}
 
 
-def width_buckets(widths: Sequence[float], max_ratio: float) -> list[tuple[float, ...]]:
+def width_buckets(widths: Sequence[float], max_ratio: float,
+                  structure: Callable[[float], Hashable] | None = None
+                  ) -> list[tuple[float, ...]]:
   """Groups sorted widths greedily so that widest/narrowest <= max_ratio within a bucket.
 
   Every member of a bucket runs at the bucket's widest shape, so the ratio bounds the waste.
+  With `structure` (width -> e.g. its variables' tree structure), a bucket also holds only
+  widths of equal structure: only those can be zero-padded into each other.
   """
   if not widths:
     raise ValueError("config.widths is empty.")
@@ -86,7 +90,8 @@ def width_buckets(widths: Sequence[float], max_ratio: float) -> list[tuple[float
     raise ValueError(f"widths must be positive, got {tuple(widths)}.")
   buckets: list[list[float]] = []
   for w in sorted(set(widths)):
-    if buckets and w <= buckets[-1][0] * max_ratio:
+    if (buckets and w <= buckets[-1][0] * max_ratio
+        and (structure is None or structure(w) == structure(buckets[-1][0]))):
       buckets[-1].append(w)
     else:
       buckets.append([w])

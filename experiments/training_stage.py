@@ -26,6 +26,7 @@ class TrainedBucket:
   mask: Any
   strategy: train_lib.Strategy
   seconds: float   # training time summed over every invocation that trained this bucket
+  identity: dict   # the settings that determine these models (checked on resume)
 
 
 def _member_table(members) -> list[dict]:
@@ -96,4 +97,4 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
     logging.warning("%s widths %s: members %s diverged (non-finite parameters): %s; they are "
                     "reported as NaN and left out of aggregates.", name, widths, bad.tolist(),
                     [members[i] for i in bad])
-  return TrainedBucket(tuple(widths), members, model, state, mask, strategy, seconds)
+  return TrainedBucket(tuple(widths), members, model, state, mask, strategy, seconds, identity)

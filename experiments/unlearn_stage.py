@@ -53,10 +53,27 @@ def method_with_config(config, name: str):
   return method, grid, epochs
 
 
-def stage_key(name: str, grid: dict, epochs: int, batch_size: int, method) -> str:
+def check_config(config) -> None:
+  """Fails fast on unknown method names anywhere in config.unlearn, before any training."""
+  u, known = config.unlearn, set(methods_lib.names())
+  for field, names in (("methods", list(u.methods)), ("grids", list(u.grids)),
+                       ("epochs", list(u.epochs)), ("hparams", list(u.hparams))):
+    unknown = sorted(set(names) - known)
+    if unknown:
+      raise ValueError(f"config.unlearn.{field} names unknown method(s) {unknown}; allowed: "
+                       f"{sorted(known)}.")
+  for name in u.methods:
+    if name != "retrain":
+      method_with_config(config, name)   # unknown hyperparameter names raise here
+
+
+def stage_key(name: str, grid: dict, epochs: int, batch_size: int, method, originals: dict
+              ) -> str:
+  """Names a result directory: every setting it depends on, the originals' included."""
   blob = json.dumps({"method": name, "grid": {k: list(map(float, v)) for k, v in grid.items()},
                      "epochs": epochs, "batch_size": batch_size, "defaults": method.defaults,
-                     "options": {k: str(v) for k, v in method.options.items()}}, sort_keys=True)
+                     "options": {k: str(v) for k, v in method.options.items()},
+                     "originals": originals}, sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -66,8 +83,8 @@ def unlearn_bucket(config, name: str, original: TrainedBucket, data: dict, split
   method, grid, epochs = method_with_config(config, name)
   u = config.unlearn
   tag = "-".join(str(w) for w in original.widths)
-  directory = os.path.join(workdir, "unlearn", name,
-                           f"widths_{tag}_{stage_key(name, grid, epochs, u.batch_size, method)}")
+  key = stage_key(name, grid, epochs, u.batch_size, method, original.identity)
+  directory = os.path.join(workdir, "unlearn", name, f"widths_{tag}_{key}")
   originals = {"params": original.state.params, "batch_stats": original.state.batch_stats}
   expanded, hparams, points = methods_lib.expand_grid(originals, grid)
   reps = len(points)

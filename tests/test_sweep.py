@@ -16,6 +16,7 @@ from configs import smoke
 from experiments import results, run as run_lib
 from experiments import training_stage, unlearn_stage
 from unlearn_jax import methods as methods_lib
+from unlearn_jax.evaluation import epsilon_score
 from unlearn_jax.checkpoints import StageCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -202,3 +203,51 @@ def test_resume_refuses_checkpoints_made_under_other_settings(reference, tmp_pat
     config.train.epochs = 6
   with pytest.raises(ValueError, match=f"trained with other {what} settings"):
     run_lib.run(config, str(tmp_path / "w"))
+
+
+def test_new_originals_are_unlearned_and_evaluated_afresh(reference, tmp_path, monkeypatch):
+  # Retraining the originals under other settings (after deleting them, as the resume error
+  # says) must not reuse unlearned models or metrics of the old originals.
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir)
+  for stage in ("original", "retrained"):
+    shutil.rmtree(workdir / stage)
+  calls = []
+  real = methods_lib.unlearn
+  monkeypatch.setattr(unlearn_stage.methods_lib, "unlearn",
+                      lambda method, *a, **k: calls.append(method.name) or real(method, *a, **k))
+  config = _config()
+  config.train.learning_rate *= 0.5
+  run_lib.run(config, str(workdir))
+  assert sorted(set(calls)) == sorted(m for m in METHODS if m != "retrain")
+  values = _values(results.read_csv(str(workdir / "results.csv")))
+  changed = [k for k in values if k[0] == "unlearned" and k[8] == "error"
+             and values[k] != reference[1].get(k)]
+  assert changed
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("unlearn.grids", {"neggrad+": {"alpha": (0.5,)}}, r"unlearn.grids names unknown method"),
+    ("unlearn.methods", ("scrub", "scrubb"), r"unlearn.methods names unknown method.*'scrubb'"),
+    ("eval.goals", ("privacy", "utility"), r"unknown goal\(s\) \['utility'\]"),
+    ("regions.lam", 0.5, r"regions.lam=0.5 must be one of"),
+])
+def test_bad_settings_fail_before_any_work(tmp_path, field, value, message):
+  config = _config()
+  section, name = field.split(".")
+  setattr(config[section], name, value)
+  with pytest.raises(ValueError, match=message):
+    run_lib.run(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
+def test_epsilon_row_leaves_out_diverged_members_on_both_sides():
+  config = _config()
+  rng = np.random.default_rng(0)
+  conf, retrained = rng.normal(size=(4, 20)), rng.normal(size=(4, 20))
+  conf[1, 3], retrained[2, 0] = np.nan, np.inf
+  (row,) = run_lib._epsilon_row(config, "selected", "scrub", 8, conf, retrained)
+  expected = epsilon_score.forget_score(conf[[0, 2, 3]], retrained[[0, 1, 3]])
+  assert row["value"] == pytest.approx(expected)
+  retrained[[0, 1], 5] = np.nan   # 2 finite retrained members < epsilon_min_models = 3
+  assert run_lib._epsilon_row(config, "selected", "scrub", 8, conf, retrained) == []

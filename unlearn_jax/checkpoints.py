@@ -30,8 +30,11 @@ class StageCheckpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state: PyTree, meta: dict) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
+    saved = self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(_global(state)), meta=ocp.args.JsonSave(meta)))
+    if not saved:   # Orbax skips a step that exists; keeping the old one would go unnoticed
+      raise RuntimeError(f"checkpoint step {step} was not written to {self.directory} (it "
+                         "exists already); delete that directory to redo the stage.")
 
   def read_meta(self, step: int | None = None) -> dict:
     """The JSON metadata alone, e.g. to check a checkpoint matches before restoring arrays."""

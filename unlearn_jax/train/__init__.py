@@ -2,7 +2,8 @@
 from unlearn_jax.train.drivers import Driver, Strategy, auto_strategy, resolve_strategy
 from unlearn_jax.train.losses import cross_entropy, kl_divergence
 from unlearn_jax.train.members import (Member, any_optimizer, diverged_members, init_members,
-                                       init_variables, member_grid, member_keys, take_members)
+                                       init_variables, member_grid, member_keys, take_members,
+                                       variable_structure)
 from unlearn_jax.train.optimizers import make_optimizer
 from unlearn_jax.train.state import TrainState, apply_model, create_train_state, make_train_step
 from unlearn_jax.train.trainer import Progress, epoch_batches, predict_logits, train
@@ -12,4 +13,5 @@ __all__ = [
     "auto_strategy", "create_train_state", "cross_entropy", "diverged_members", "epoch_batches",
     "init_members", "init_variables", "kl_divergence", "make_optimizer", "make_train_step",
     "member_grid", "member_keys", "predict_logits", "resolve_strategy", "take_members", "train",
+    "variable_structure",
 ]

@@ -57,6 +57,19 @@ def _jitted_init(model_name: str, width: float, num_classes: int, model_kwargs: 
   return jax.jit(lambda key, x: model.init(key, x, train=False))
 
 
+def variable_structure(model_name: str, width: float, num_classes: int, sample_x,
+                       **model_kwargs) -> jax.tree_util.PyTreeDef:
+  """The tree structure of a model's variables at `width` (traced abstractly, nothing runs).
+
+  Widths can share a padded member axis only if their structures are equal; they differ where a
+  layer exists at some widths only (SCRUB's ResNet: the first block has an identity shortcut
+  only when its width equals the 64-channel stem, p = 1).
+  """
+  model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
+  return jax.tree.structure(
+      jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False)))
+
+
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
                  tx_factory, **model_kwargs) -> tuple[nn.Module, TrainState, PyTree]:
   """Initialises every member padded to the widest width.
@@ -67,6 +80,12 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   bucket_width = max(m.width for m in members)
   model = models.get(model_name, width=bucket_width, num_classes=num_classes, **model_kwargs)
   wide_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False))
+  for width in sorted({m.width for m in members} - {bucket_width}):
+    if (variable_structure(model_name, width, num_classes, sample_x, **model_kwargs)
+        != jax.tree.structure(wide_shapes)):
+      raise ValueError(f"{model_name} at width {width} has other layers than at width "
+                       f"{bucket_width}, so it cannot be zero-padded into it; train them in "
+                       "separate buckets (experiments.setup.width_buckets splits such widths).")
   variables, masks = [], []
   for m in members:
     narrow = init_variables(model_name, m.width, num_classes, m.seed, sample_x, **model_kwargs)
