@@ -233,8 +233,7 @@ def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[
           if j is None:   # every original of this width diverged
             continue
           regions_stage.plot_forget_plane(
-              probe, unl.model, take_members(_variables(refs.original.state),
-                                                           [origin[j]]),
+              probe, unl.model, take_members(_variables(refs.original.state), [origin[j]]),
               take_members(unl_vars, [j]),
               os.path.join(ctx.figures_dir, f"plane_width_{w}.png"), splits.num_classes,
               f"width {w}, {name}, privacy lambda {lam:g}")
