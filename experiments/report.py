@@ -42,11 +42,11 @@ def _fmt(ms) -> str:
 _MAX_COLS = 4   # panels per figure row
 
 
-def _figure(panels=1, width=6.0, height=4.0, max_cols=_MAX_COLS):
-  """A figure with `panels` axes, wrapped into rows of at most `max_cols`; unused axes hidden."""
+def _figure(panels=1, width=6.0, height=4.0):
+  """A figure with `panels` axes, wrapped into rows of at most _MAX_COLS; unused axes hidden."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  cols = min(panels, max_cols)
+  cols = min(panels, _MAX_COLS)
   rows = -(-panels // cols)
   fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
   FigureCanvasAgg(fig)
@@ -198,8 +198,9 @@ def findings(t: Table, lambdas) -> list[dict]:
 
 def _smallest_ball(t: Table) -> str:
   """The metric of the smallest neighbourhood radius the run measured (the most local one)."""
-  balls = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith("ball_changed_r")
-                  and not k[6].endswith("retrained")}, key=lambda m: float(m[len("ball_changed_r"):]))
+  prefix = "ball_changed_r"
+  balls = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith(prefix)
+                  and not k[6].endswith("retrained")}, key=lambda m: float(m[len(prefix):]))
   return balls[0] if balls else "ball_changed_r0.05"
 
 

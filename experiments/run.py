@@ -26,7 +26,7 @@ import numpy as np
 
 from experiments import evaluate_stage as ev
 from experiments import regions_stage, report, results, setup
-from experiments.training_stage import train_bucket
+from experiments.training_stage import bucket_tag, train_bucket
 from experiments.unlearn_stage import check_config as check_unlearn_config, unlearn_bucket
 from unlearn_jax.evaluation import epsilon_score, tuning
 from unlearn_jax.train import Progress, take_members, variable_structure
@@ -103,10 +103,6 @@ def _check_config(config) -> None:
                      "are computed for the points selected at that lambda.")
 
 
-def _tag(widths) -> str:
-  return "-".join(str(w) for w in widths)
-
-
 @dataclasses.dataclass
 class _Context:
   """What every stage of one run reads."""
@@ -137,7 +133,7 @@ class _References:
 
 def _train_references(ctx: _Context, widths, timings: dict, progress, done: int):
   """Trains (or resumes) originals and retrained references; returns (_References, rows)."""
-  config, splits, tag = ctx.config, ctx.splits, _tag(widths)
+  config, splits, tag = ctx.config, ctx.splits, bucket_tag(widths)
   trained = {}
   for stage, pool, stream in (("original", np.arange(len(splits.y_train)), 0),
                               ("retrained", splits.retain_idx, 1)):
@@ -174,7 +170,7 @@ def _train_references(ctx: _Context, widths, timings: dict, progress, done: int)
 
 def _unlearn_rows(ctx: _Context, refs: _References, name: str, widths) -> tuple[list, float]:
   """Unlearns with method `name` over its grid, evaluates, selects, probes; returns rows."""
-  config, splits, probe, tag = ctx.config, ctx.splits, ctx.probe, _tag(widths)
+  config, splits, probe, tag = ctx.config, ctx.splits, ctx.probe, bucket_tag(widths)
   unl = unlearn_bucket(config, name, refs.original, ctx.data, splits, ctx.workdir, ctx.sample_x,
                        splits.num_classes)
   unl_vars = _variables(unl.state)
@@ -261,7 +257,7 @@ def run(config, workdir: str) -> dict:
   progress = Progress("sweep", len(buckets) * (2 + len(method_names)), unit="stage", every_s=0)
   done = 0
   for widths in buckets:
-    tag = _tag(widths)
+    tag = bucket_tag(widths)
     refs, ref_rows, done = _train_references(ctx, widths, timings, progress, done)
     rows += ref_rows
     for name in method_names:

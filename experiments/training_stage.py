@@ -29,6 +29,11 @@ class TrainedBucket:
   identity: dict   # the settings that determine these models (checked on resume)
 
 
+def bucket_tag(widths) -> str:
+  """A bucket's name in directories and logs, e.g. '32-64-128'."""
+  return "-".join(str(w) for w in widths)
+
+
 def _member_table(members) -> list[dict]:
   return [dataclasses.asdict(m) for m in members]
 
@@ -44,7 +49,7 @@ def train_bucket(config, name: str, widths, data: dict, pool_idx: np.ndarray, st
   model, state, mask = train_lib.init_members(config.model.name, members, num_classes, sample_x,
                                               tx_factory, **dict(config.model.kwargs))
   strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths))
-  tag = "-".join(str(w) for w in widths)
+  tag = bucket_tag(widths)
   ckpt = StageCheckpointer(os.path.join(workdir, name, f"widths_{tag}"))
   # What determines the trained models: a checkpoint made under other settings is refused.
   train_settings = {k: v for k, v in t.to_dict().items() if k != "checkpoint_every"}

@@ -17,7 +17,7 @@ from typing import Any
 
 import jax
 
-from experiments.training_stage import TrainedBucket
+from experiments.training_stage import TrainedBucket, bucket_tag
 from unlearn_jax import methods as methods_lib
 from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import StageCheckpointer
@@ -82,7 +82,7 @@ def unlearn_bucket(config, name: str, original: TrainedBucket, data: dict, split
   """Runs (or restores) method `name` on every original of the bucket over its grid."""
   method, grid, epochs = method_with_config(config, name)
   u = config.unlearn
-  tag = "-".join(str(w) for w in original.widths)
+  tag = bucket_tag(original.widths)
   key = stage_key(name, grid, epochs, u.batch_size, method, original.identity)
   directory = os.path.join(workdir, "unlearn", name, f"widths_{tag}_{key}")
   originals = {"params": original.state.params, "batch_stats": original.state.batch_stats}

@@ -5,6 +5,7 @@ import numpy as np
 import optax
 import pytest
 
+from experiments import setup as sweep_setup
 from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
 
@@ -101,12 +102,11 @@ def test_epoch_batches_are_per_member_permutations():
 
 def test_widths_with_other_layers_get_their_own_bucket_and_cannot_share_one():
   # SCRUB's ResNet has an identity shortcut in its first block only at p = 1 (64-channel stem).
-  from experiments import setup   # pylint: disable=g-import-not-at-top
   x = jnp.zeros((2, 32, 32, 3), jnp.uint8)
   structure = lambda w: train.variable_structure("preact_resnet18_scrub", w, 10, x)
-  assert setup.width_buckets((0.25, 0.5, 1.0, 2.0), 4.0) == [(0.25, 0.5, 1.0), (2.0,)]
-  assert setup.width_buckets((0.25, 0.5, 1.0, 2.0), 4.0, structure) == [(0.25, 0.5), (1.0,),
-                                                                         (2.0,)]
+  widths = (0.25, 0.5, 1.0, 2.0)
+  assert sweep_setup.width_buckets(widths, 4.0) == [(0.25, 0.5, 1.0), (2.0,)]
+  assert sweep_setup.width_buckets(widths, 4.0, structure) == [(0.25, 0.5), (1.0,), (2.0,)]
   members = [train.Member(0, 0.5, 0.1, 0.0), train.Member(0, 1.0, 0.1, 0.0)]
   with pytest.raises(ValueError, match="at width 0.5 has other layers than at width 1.0"):
     train.init_members("preact_resnet18_scrub", members, 10, x, train.make_optimizer())

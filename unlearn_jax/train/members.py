@@ -65,9 +65,15 @@ def variable_structure(model_name: str, width: float, num_classes: int, sample_x
   layer exists at some widths only (SCRUB's ResNet: the first block has an identity shortcut
   only when its width equals the 64-channel stem, p = 1).
   """
-  model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
   return jax.tree.structure(
-      jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False)))
+      _abstract_variables(model_name, width, num_classes, sample_x, **model_kwargs)[1])
+
+
+def _abstract_variables(model_name: str, width: float, num_classes: int, sample_x,
+                        **model_kwargs):
+  """(module, shapes and dtypes of its variables) at `width`, without computing anything."""
+  model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
+  return model, jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False))
 
 
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
@@ -78,8 +84,8 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   member-stacked active mask (1 on each member's own parameters).
   """
   bucket_width = max(m.width for m in members)
-  model = models.get(model_name, width=bucket_width, num_classes=num_classes, **model_kwargs)
-  wide_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False))
+  model, wide_shapes = _abstract_variables(model_name, bucket_width, num_classes, sample_x,
+                                           **model_kwargs)
   for width in sorted({m.width for m in members} - {bucket_width}):
     if (variable_structure(model_name, width, num_classes, sample_x, **model_kwargs)
         != jax.tree.structure(wide_shapes)):
