@@ -21,21 +21,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import mnist1d_mlp
-from experiments import evaluate_stage as ev
 from experiments import setup
 from unlearn_jax import methods as methods_lib
 from unlearn_jax import train
+
+SPLITS = ("forget", "retain", "test")
 
 
 def _block(tree):
   return jax.block_until_ready(tree)
 
 
+def _errors(model, state, splits) -> dict:
+  """{'<split>_error': mean over members} of the forget, retain and test sets."""
+  sets = {"forget": (splits.x_train[splits.forget_idx], splits.y_train[splits.forget_idx]),
+          "retain": (splits.x_train[splits.retain_idx], splits.y_train[splits.retain_idx]),
+          "test": (splits.x_test, splits.y_test)}
+  out = {}
+  for name in SPLITS:
+    x, y = sets[name]
+    logits = train.predict_logits(model, state.params, state.batch_stats, jnp.asarray(x),
+                                  batch_size=4096)
+    out[f"{name}_error"] = float(np.nanmean((logits.argmax(-1) != np.asarray(y)).mean(-1)))
+  return out
+
+
 def run(widths, out_path: str) -> dict:
   config = mnist1d_mlp.get_config()
   config.compilation_cache_dir = ""
   splits, _ = setup.load_splits(config)
-  data = setup.device_data(splits)
+  data = {"x": jnp.asarray(splits.x_train), "y": jnp.asarray(splits.y_train)}
   t = config.train
   rows = []
   for width in widths:
@@ -47,43 +62,38 @@ def run(widths, out_path: str) -> dict:
                            np.arange(len(splits.y_train)), train.member_keys(members, 0),
                            epochs=t.epochs, batch_size=t.batch_size, augment=False,
                            strategy=train.Strategy(0, "scan"))
-    originals = {"params": state.params, "batch_stats": state.batch_stats}
+    originals = state.variables
     keys = train.member_keys(members, 2)
     fresh = [train.Member(m.seed + 1000, m.width, 0.0, 0.0) for m in members]
     _, fresh_state, _ = train.init_members("mlp", fresh, 10, data["x"][:2], factory, depth=2)
-    fresh_vars = {"params": fresh_state.params, "batch_stats": fresh_state.batch_stats}
-    base = ev.evaluate_members(ev.predict_splits(model, state.params, state.batch_stats, splits,
-                                                 4096, train.Strategy()), splits)[0]
-    rows.append({"width": width, "method": "original",
-                 **{f"{s}_error": float(np.mean(base[(s, "error")]))
-                    for s in ("forget", "retain", "test")}})
+    fresh_vars = fresh_state.variables
+    task = methods_lib.ForgetTask(data, splits.retain_idx, splits.forget_idx)
+    settings = methods_lib.RunSettings(batch_size=128, strategy=train.Strategy(0, "scan"))
+    rows.append({"width": width, "method": "original", **_errors(model, state, splits)})
     for name in methods_lib.names():
       method = methods_lib.get(name)
-      kw = dict(batch_size=128, strategy=train.Strategy(0, "scan"), init_variables=fresh_vars)
-      st, _ = methods_lib.unlearn(method, model, originals, data, splits.retain_idx,
-                                  splits.forget_idx, keys, None, mask, **kw)
-      m = ev.evaluate_members(ev.predict_splits(model, st.params, st.batch_stats, splits, 4096,
-                                                train.Strategy()), splits)[0]
+      st, _ = methods_lib.unlearn(method, model, originals, task,
+                                  methods_lib.MemberInputs(keys, None, mask, fresh_vars), settings)
       row = {"width": width, "method": name, "uses_forget": method.uses_forget,
              "hparams": method.defaults, "epochs": method.epochs,
-             **{f"{s}_error": float(np.nanmean(m[(s, "error")]))
-                for s in ("forget", "retain", "test")}}
+             **_errors(model, st, splits)}
       # Timing: the default grid x seeds vmapped vs one grid point at a time.
       expanded, hparams, points = methods_lib.expand_grid(originals, method.grid)
       reps = len(points)
       g_keys = methods_lib.repeat_members(keys, reps)
       g_mask = methods_lib.repeat_members(mask, reps)
-      g_kw = dict(kw, init_variables=methods_lib.repeat_members(fresh_vars, reps))
-      call = lambda: _block(methods_lib.unlearn(method, model, expanded, data, splits.retain_idx,
-                                                splits.forget_idx, g_keys, hparams, g_mask,
-                                                **g_kw))
+      g_members = methods_lib.MemberInputs(g_keys, hparams, g_mask,
+                                           methods_lib.repeat_members(fresh_vars, reps))
+      call = lambda: _block(methods_lib.unlearn(method, model, expanded, task, g_members,
+                                                settings))
       call()
       start = time.perf_counter()
       call()
       vmapped = time.perf_counter() - start
       one = lambda g: _block(methods_lib.unlearn(
-          method, model, originals, data, splits.retain_idx, splits.forget_idx, keys,
-          {k: jnp.full((len(members),), points[g][k]) for k in points[g]}, mask, **kw))
+          method, model, originals, task,
+          methods_lib.MemberInputs(keys, {k: jnp.full((len(members),), points[g][k])
+                                          for k in points[g]}, mask, fresh_vars), settings))
       one(0)
       start = time.perf_counter()
       for g in range(reps):

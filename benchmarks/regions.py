@@ -23,11 +23,10 @@ def throughput(workload: training.Workload, width: float, members: int, planes: 
   data, num_classes = training.load(workload)
   model, variables = training.init_variables(
       workload.model, training.member_list(members, [width]), num_classes, data["x"][:2])
-  variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
   # One function object for every call, so plane_labels compiles once (it is a static arg).
   def logits_fn(v, x):
-    return apply_model(model, v["params"], v["batch_stats"], x, bn_train=False)[0]
+    return apply_model(model, v.params, v.batch_stats, x, bn_train=False)[0]
 
   # Planes live in the model's input space; float copies of the inputs serve for timing.
   x = jnp.asarray(data["x"], jnp.float32)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from unlearn_jax import data as data_lib
-from unlearn_jax import models, train
+from unlearn_jax import compile_cache, models, train
 from benchmarks import timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
@@ -99,15 +99,17 @@ def init_variables(model_name: str, members: Sequence[train.Member], num_classes
           jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts))
 
 
-@functools.lru_cache(maxsize=None)
 def _padded_init(model_name: str, width: float, widest: float, num_classes: int, sample):
   """jit(vmap(init at `width`, zero-padded to `widest`)), cached so cases share compiles."""
-  narrow = models.get(model_name, width, num_classes)
-  wide = models.get(model_name, widest, num_classes)
-  sample_x = jnp.zeros(sample.shape, sample.dtype)
-  wide_shapes = jax.eval_shape(lambda: wide.init(jax.random.key(0), sample_x, train=False))
-  return jax.jit(jax.vmap(lambda key: models.pad_variables(
-      narrow.init(key, sample_x, train=False), wide_shapes)))
+  def build():
+    narrow = models.get(model_name, width, num_classes)
+    wide = models.get(model_name, widest, num_classes)
+    sample_x = jnp.zeros(sample.shape, sample.dtype)
+    init = lambda module, key: train.Variables.from_flax(module.init(key, sample_x, train=False))
+    wide_shapes = jax.eval_shape(lambda: init(wide, jax.random.key(0)))
+    return jax.jit(jax.vmap(lambda key: models.pad_variables(init(narrow, key), wide_shapes)))
+  return compile_cache.cached(("bench_padded_init", model_name, width, widest, num_classes,
+                               sample), build)
 
 
 @dataclasses.dataclass
@@ -143,8 +145,7 @@ def setup(workload: Workload, members: tuple[train.Member, ...], batch_size: int
     tx = factory(learning_rate=lr, weight_decay=wd)
     return train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
 
-  state = jax.jit(jax.vmap(init_one))(variables["params"], variables.get("batch_stats", {}),
-                                      lrs, wds)
+  state = jax.jit(jax.vmap(init_one))(variables.params, variables.batch_stats, lrs, wds)
   step_fn = train.make_train_step(model, train.any_optimizer(factory),
                                   augment=data["x"].ndim == 4)
   keys = train.member_keys(members, 0)

@@ -24,8 +24,8 @@ def methods_module():
     from unlearn_jax import methods  # pylint: disable=g-import-not-at-top
   except Exception as e:  # pylint: disable=broad-except
     return None, f"import unlearn_jax.methods failed: {type(e).__name__}: {e}"
-  missing = [n for n in ("unlearn", "get", "expand_grid", "repeat_members")
-             if not hasattr(methods, n)]
+  missing = [n for n in ("unlearn", "get", "expand_grid", "repeat_members", "ForgetTask",
+                        "MemberInputs", "RunSettings") if not hasattr(methods, n)]
   if missing:
     return None, f"unlearn_jax.methods does not expose {missing} yet"
   return methods, None
@@ -53,15 +53,17 @@ def throughput(workload: training.Workload, width: float, seeds: int, method_nam
   num = seeds * len(points)
   keys = methods.repeat_members(train.member_keys(seed_members, 2), len(points))
   # Every member's own width equals the model's: nothing is padded, all parameters are active.
-  mask = jax.tree.map(jnp.ones_like, originals["params"])
+  mask = jax.tree.map(jnp.ones_like, originals.params)
   order = np.random.default_rng(0).permutation(data["y"].shape[0])
   forget_idx, retain_idx = order[:forget_size], order[forget_size:]
+  task = methods.ForgetTask(data, retain_idx, forget_idx)
+  members = methods.MemberInputs(keys, hparams, mask, init_variables=originals)
   rows = []
   for name in strategies:
     strategy = training.parse_strategy(name, workload.model, width)
-    run = lambda _, strategy=strategy: methods.unlearn(
-        method, model, originals, data, retain_idx, forget_idx, keys, hparams, mask,
-        epochs=epochs, batch_size=batch_size, strategy=strategy, init_variables=originals)
+    settings = methods.RunSettings(epochs=epochs, batch_size=batch_size, strategy=strategy)
+    run = lambda _, settings=settings: methods.unlearn(method, model, originals, task, members,
+                                                       settings)
     # The runner caches compiled steps per (model, method, strategy): only the first call of
     # each strategy compiles, as in a tuning loop over grids.
     result, _ = timing.measure(run, None, **timing_kw)

@@ -1,4 +1,4 @@
-"""Plots and `report.md` of a width sweep, computed from its tidy result rows alone."""
+"""`report.md` of a width sweep (and its figures), computed from its tidy result rows alone."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,8 @@ import os
 from collections import defaultdict
 
 import numpy as np
+
+from experiments import plots
 
 STUDY_METHODS = ("scrub", "neggrad_plus", "l1_sparse")
 FORGET_USING = ("scrub", "neggrad_plus")
@@ -37,85 +39,6 @@ class Table:
 
 def _fmt(ms) -> str:
   return f"{ms[0]:.3f} ± {ms[1]:.3f}"
-
-
-_MAX_COLS = 4   # panels per figure row
-
-
-def _figure(panels=1, width=6.0, height=4.0):
-  """A figure with `panels` axes, wrapped into rows of at most _MAX_COLS; unused axes hidden."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  cols = min(panels, _MAX_COLS)
-  rows = -(-panels // cols)
-  fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-  FigureCanvasAgg(fig)
-  axes = fig.subplots(rows, cols, squeeze=False).ravel()
-  for ax in axes[panels:]:
-    ax.set_visible(False)
-  return fig, axes[:panels]
-
-
-def _plot_errors_vs_width(t: Table, path: str):
-  fig, (ax,) = _figure()
-  for stage, method, style in (("original", "original", "-"), ("retrained", "retrain", "--")):
-    for split, color in (("train", "tab:blue"), ("test", "tab:red"), ("forget", "tab:green")):
-      ms = np.array([t.stat(stage, method, w, split, "error") for w in t.widths])
-      ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], ls=style, color=color, marker="o",
-                  label=f"{stage} {split}", capsize=3)
-  ax.set_xscale("log")
-  ax.set_xlabel("width")
-  ax.set_ylabel("error")
-  ax.set_title("errors vs width (mean ± std over seeds)")
-  ax.legend(fontsize=7)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-
-
-def _plot_tradeoff(t: Table, goal: str, lambdas, path: str):
-  methods = t.methods()
-  fig, axes = _figure(len(t.widths), width=3.8, height=3.4)
-  cmap = __import__("matplotlib").colormaps["tab10"]
-  for ax, w in zip(axes, t.widths):
-    for i, method in enumerate(methods):
-      xs, ys, sizes = [], [], []
-      for lam in lambdas:
-        if goal == "privacy":
-          gap = np.abs(t.get("selected", method, w, "forget", "gap_val", goal=goal, lam=lam))
-          x = float(np.nanmean(gap)) if len(gap) else math.nan
-        else:
-          x = t.stat("selected", method, w, "forget", "error", goal=goal, lam=lam)[0]
-        xs.append(x)
-        ys.append(t.stat("selected", method, w, "test", "error", goal=goal, lam=lam)[0])
-        sizes.append(30 + 150 * lam)
-      ax.scatter(xs, ys, s=sizes, color=cmap(i % 10), alpha=0.7, label=method)
-      ax.plot(xs, ys, color=cmap(i % 10), lw=0.8, alpha=0.6)
-    ox = (abs(t.stat("original", "original", w, "forget", "gap_val")[0]) if goal == "privacy"
-          else t.stat("original", "original", w, "forget", "error")[0])
-    ax.scatter([ox], [t.stat("original", "original", w, "test", "error")[0]], marker="*",
-               s=180, color="black", label="original")
-    ax.set_title(f"width {w:g}")
-    ax.set_xlabel("|forget - val error|" if goal == "privacy" else "forget error")
-  for ax in axes[::_MAX_COLS]:
-    ax.set_ylabel("test error")
-  axes[-1].legend(fontsize=6)
-  fig.suptitle(f"{goal}: test error vs goal (marker size = lambda)")
-  fig.savefig(path, dpi=100, bbox_inches="tight")
-
-
-def _plot_vs_width(t: Table, series, ylabel: str, title: str, path: str):
-  """One line per (label, fn[, style]) of series; fn(width) -> (mean, std)."""
-  fig, (ax,) = _figure()
-  for label, fn, *style in series:
-    ms = np.array([fn(w) for w in t.widths])
-    ax.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, label=label,
-                **(style[0] if style else {}))
-  ax.set_xscale("log")
-  ax.set_xlabel("width")
-  ax.set_ylabel(ylabel)
-  ax.set_title(title)
-  if series:
-    ax.legend(fontsize=7)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def findings(t: Table, lambdas) -> list[dict]:
@@ -210,73 +133,77 @@ def _all_nonnegative(values: np.ndarray) -> bool:
   return bool(finite.size and finite.min() >= 0)
 
 
-def _optional_tables(t: Table, config, methods, lam_r) -> list[str]:
-  """Epsilon scores and ground-truth scenario metrics, where the run produced them."""
+def _evaluator_tables(t: Table, evaluators, methods, lam_r, num_seeds: int) -> list[str]:
+  """The tables the configured evaluators name, for the metrics this run produced."""
   lines = []
   metrics = {k[6] for k in t.values}
-  if "epsilon_score" in metrics:
-    lines += ["", f"## NeurIPS 2023 forgetting score over {len(config.seeds)} seeds "
-              f"(privacy, lambda {lam_r:g}; 1 = like retraining; coarse below ~32 seeds)", "",
-              "| width | original | " + " | ".join(methods) + " |",
-              "|---" * (len(methods) + 2) + "|"]
-    for w in t.widths:
-      cells = [t.stat("original", "original", w, "forget", "epsilon_score")[0]]
-      cells += [t.stat("selected", m, w, "forget", "epsilon_score", goal="privacy",
-                       lam=lam_r)[0] for m in methods]
-      lines.append(f"| {w:g} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-  for metric, split, title in (
-      ("true_label_recovery", "forget", "mislabeled forget set: fraction predicted as the TRUE "
-       "label"), ("attack_success", "test", "backdoor: attack success rate on triggered test "
-                  "inputs")):
-    if metric not in metrics:
+  for table in (tab for e in evaluators for tab in e.tables):
+    if table.metric not in metrics:
       continue
-    lines += ["", f"## Ground truth, {title} (bias removal, lambda {lam_r:g})", "",
-              "| width | original | retrained | " + " | ".join(methods) + " |",
-              "|---" * (len(methods) + 3) + "|"]
+    sets = [("original", "original")] + ([("retrained", "retrain")] if table.with_retrained
+                                         else [])
+    lines += ["", f"## {table.title} ({table.goal}, lambda {lam_r:g}; {num_seeds} seeds)", "",
+              "| width | " + " | ".join([s for s, _ in sets] + list(methods)) + " |",
+              "|---" * (len(sets) + len(methods) + 1) + "|"]
     for w in t.widths:
-      cells = [t.stat("original", "original", w, split, metric),
-               t.stat("retrained", "retrain", w, split, metric)]
-      cells += [t.stat("selected", m, w, split, metric, goal="bias_removal", lam=lam_r)
+      cells = [t.stat(stage, method, w, table.split, table.metric) for stage, method in sets]
+      cells += [t.stat("selected", m, w, table.split, table.metric, goal=table.goal, lam=lam_r)
                 for m in methods]
       lines.append(f"| {w:g} | " + " | ".join(_fmt(c) for c in cells) + " |")
   return lines
 
 
-def write_report(config, workdir: str, rows, info: dict) -> None:
+def _diverged_section(diverged: list[dict]) -> list[str]:
+  if not diverged:
+    return ["", "## Diverged members", "", "None: every member's parameters stayed finite."]
+  lines = ["", "## Diverged members", "",
+           "Members with non-finite parameters: every metric of theirs is NaN, tuning never "
+           "selects them and the tables' means skip them.", "",
+           "| stage | widths | members (seed, width, hyperparameters) |", "|---|---|---|"]
+  for d in diverged:
+    shown = "; ".join(f"{m['seed']}, {m['width']}, {json.dumps(m.get('hparams', {}))}"
+                      for m in d["members"][:5])
+    more = f" (+{len(d['members']) - 5} more)" if len(d["members"]) > 5 else ""
+    lines.append(f"| {d['stage']} | {d['widths']} | {len(d['members'])}: {shown}{more} |")
+  return lines
+
+
+def write_report(config, layout, rows, info: dict, evaluators, diverged: list[dict]) -> None:
+  """Figures under layout.figures and report.md, from the rows alone."""
   t = Table(rows)
-  fig_dir = os.path.join(workdir, "figures")
+  fig_dir = layout.figures
   os.makedirs(fig_dir, exist_ok=True)
   lambdas = tuple(config.eval.lambdas)
-  _plot_errors_vs_width(t, os.path.join(fig_dir, "errors_vs_width.png"))
+  plots.errors_vs_width(t, layout.figure("errors_vs_width.png"))
   for goal in config.eval.goals:
-    _plot_tradeoff(t, goal, lambdas, os.path.join(fig_dir, f"tradeoff_{goal}.png"))
+    plots.tradeoff(t, goal, lambdas, layout.figure(f"tradeoff_{goal}.png"))
   lam_r = config.regions.lam
   methods = t.methods()
-  _plot_vs_width(
+  plots.vs_width(
       t, [("original", lambda w: t.stat("original", "original", w, "forget", "mia_loss")),
           ("retrained", lambda w: t.stat("retrained", "retrain", w, "forget", "mia_loss"))]
       + [(m, lambda w, m=m: t.stat("selected", m, w, "forget", "mia_loss", goal="privacy",
                                    lam=lam_r)) for m in methods],
       "loss-MIA accuracy (0.5 = private)", f"membership inference (privacy, lambda {lam_r:g})",
-      os.path.join(fig_dir, "mia_vs_width.png"))
+      layout.figure("mia_vs_width.png"))
   study = [m for m in STUDY_METHODS if m in methods]
   # Colour per method; solid near the forget examples, dashed for the comparison set.
   style = lambda i, f: {"color": f"C{i}", "linestyle": "-" if f == "forget" else "--"}
-  _plot_vs_width(
+  plots.vs_width(
       t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, "plane_changed",
                                                   goal="privacy", lam=lam_r), style(i, f))
           for i, m in enumerate(study) for f in ("forget", "test")],
       "fraction of plane points relabelled",
       f"decision-region change near forget vs test examples (privacy, lambda {lam_r:g})",
-      os.path.join(fig_dir, "regions_vs_width.png"))
+      layout.figure("regions_vs_width.png"))
   ball = _smallest_ball(t)
-  _plot_vs_width(
+  plots.vs_width(
       t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, ball, goal="privacy",
                                                   lam=lam_r), style(i, f))
           for i, m in enumerate(study) for f in ("forget", "retain")],
       f"fraction of points relabelled ({ball})",
       f"change in small balls around forget vs retain examples (privacy, lambda {lam_r:g})",
-      os.path.join(fig_dir, "regions_ball_vs_width.png"))
+      layout.figure("regions_ball_vs_width.png"))
 
   lines = ["# Width sweep report", "",
            f"Dataset `{config.dataset.name}`, model `{config.model.name}`, widths "
@@ -313,7 +240,8 @@ def write_report(config, workdir: str, rows, info: dict) -> None:
                                               lam=lam_r))
         lines.append(f"| {w:g} | {m} | {goal} | {s('forget', 'error')} | {s('val', 'error')} | "
                      f"{s('test', 'error')} | {s('forget', 'mia_loss')} | {s('all', 'avg_gap')} |")
-  lines += _optional_tables(t, config, methods, lam_r)
+  lines += _evaluator_tables(t, evaluators, methods, lam_r, len(config.seeds))
+  lines += _diverged_section(diverged)
   lines += ["", "## Figures", ""]
   for name in sorted(os.listdir(fig_dir)):
     if name.endswith(".png"):
@@ -321,5 +249,5 @@ def write_report(config, workdir: str, rows, info: dict) -> None:
   lines += ["", "## Stage times (s)", "", "```",
             json.dumps({k: round(v, 1) for k, v in info["stage_seconds"].items()}, indent=1),
             "```", "", "## Configuration", "", "```json", config.to_json(indent=1), "```"]
-  with open(os.path.join(workdir, "report.md"), "w") as f:
+  with open(layout.report, "w") as f:
     f.write("\n".join(lines) + "\n")

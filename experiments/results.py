@@ -25,6 +25,14 @@ def row(**fields) -> dict:
   return out
 
 
+def member_rows(stage: str, method: str, members: list[dict], metrics: dict, **extra) -> list:
+  """One row per (member, (split, metric)) of per-member metrics {(split, metric): (S,)}."""
+  return [row(stage=stage, method=method, width=m["width"], seed=m["seed"],
+              hparams=m.get("hparams", {}), split=split, metric=metric, value=float(values[i]),
+              **extra)
+          for i, m in enumerate(members) for (split, metric), values in metrics.items()]
+
+
 def write_csv(path: str, rows: Iterable[dict]) -> None:
   """Writes rows atomically (a killed run never leaves a half-written table)."""
   tmp = path + ".tmp"

@@ -3,11 +3,14 @@ r"""Width sweep entry point.
   python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
 """
 import logging as std_logging
+import signal
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import run as run_lib
+from experiments.workdir_lock import WorkdirBusyError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -29,6 +32,13 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
 
 
+def _terminate(signum, frame):
+  del frame
+  # SIGTERM (e.g. a scheduler's kill) unwinds like Ctrl-C, so the same message is printed and
+  # the workdir lock is released on the way out.
+  raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
@@ -39,7 +49,16 @@ def main(argv):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-  run_lib.run(_CONFIG.value, _WORKDIR.value)
+  signal.signal(signal.SIGTERM, _terminate)
+  try:
+    run_lib.run(_CONFIG.value, _WORKDIR.value)
+  except KeyboardInterrupt as e:
+    what = str(e) or "SIGINT"
+    logging.error("interrupted (%s); rerun the same command to resume where it stopped.", what)
+    sys.exit(143 if what == "SIGTERM" else 130)
+  except WorkdirBusyError as e:
+    logging.error("%s", e)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

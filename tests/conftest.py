@@ -13,3 +13,16 @@ import jax  # noqa: E402
 
 # Tiny models: compile time dominates, so trade run-time optimisation for faster compiles.
 jax.config.update("jax_disable_most_optimizations", True)
+
+import pytest  # noqa: E402
+
+import sweep_support  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+  """An uninterrupted smoke sweep on the test session's 4 host devices: (workdir, values)."""
+  from experiments import results, run as run_lib  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("reference")
+  run_lib.run(sweep_support.config(), str(workdir))
+  return workdir, sweep_support.values(results.read_csv(str(workdir / "results.csv")))

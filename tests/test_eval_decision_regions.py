@@ -121,15 +121,3 @@ def test_triplets_are_valid_and_deterministic():
   np.testing.assert_array_equal(trip, dr.triplets(forget, retain, 8, key))
   many = np.asarray(dr.triplets(retain, retain, 100, jax.random.key(8)))
   assert np.all(many[:, 1:] != many[:, :1]) and np.all(many[:, 1] != many[:, 2])
-
-
-def test_plot_plane_writes_png(models, anchors, tmp_path):
-  original, permuted = models
-  x1, x2, x3 = anchors[:3]
-  _, a_values, b_values = dr.plane_grid(x1, x2, x3, 8)
-  anchor_ab = dr.plane_basis(x1, x2, x3)[3]
-  before = dr.plane_labels(linear_logits, original, x1[None], x2[None], x3[None], 8)[0, 0]
-  after = dr.plane_labels(linear_logits, permuted, x1[None], x2[None], x3[None], 8)[0, 0]
-  path = tmp_path / "plane.png"
-  dr.plot_plane(before, after, a_values, b_values, anchor_ab, str(path), NUM_CLASSES)
-  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -96,3 +96,24 @@ def test_peaky_unlearned_distribution_gets_the_cap_and_few_models_refused():
   with pytest.raises(ValueError, match="at least 3"):
     epsilon_score.forget_score(retrained[:2], retrained[:2])
   assert epsilon_score.utility_adjusted_score(0.5, 0.9, 1.0, 0.8, 0.8) == pytest.approx(0.45)
+
+
+def test_resolution_at_n_models_per_side():
+  """The module docstring's resolution claims: rates are multiples of 1/n, so finite epsilons
+  are log((n - i - n delta) / j) with 1 <= i, j <= n - 1, the largest about log(n - 1)."""
+  delta = epsilon_score.DELTA
+  for n in (3, 5):
+    allowed = {0.0, epsilon_score.EPSILON_CAP} | {
+        float(np.log((n - i - n * delta) / j)) for i in range(1, n) for j in range(1, n)
+        if (n - i - n * delta) / j > 1}
+    rng = np.random.default_rng(n)
+    eps = epsilon_score.per_example_epsilons(rng.normal(size=(n, 30)), rng.normal(size=(n, 30)))
+    assert all(min(abs(e - a) for a in allowed) < 1e-9 for e in eps), sorted(set(eps))
+    finite = eps[eps < epsilon_score.EPSILON_CAP]
+    assert finite.max() <= np.log(n - 1) + 1e-9
+  # At n = 3 the only finite non-zero epsilon is log 2: each example earns 1, 1/2 or 0.
+  np.testing.assert_array_equal(epsilon_score.bucket_points(3), [1.0, 0.5])
+  rng = np.random.default_rng(0)
+  same = [epsilon_score.forget_score(rng.normal(size=(3, 40)), rng.normal(size=(3, 40)))
+          for _ in range(3)]
+  assert all(0.25 < s < 0.5 for s in same), same   # about 0.36 for identical distributions

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from unlearn_jax.evaluation import tuning
+from unlearn_jax.registry import Registry
 
 VAL = np.array([0.30, 0.20, 0.25, 0.20])
 FORGET = np.array([0.30, 0.00, 0.25, 0.20])
@@ -68,13 +69,30 @@ def test_signature_refuses_test_data():
                   test_error=VAL)  # pylint: disable=unexpected-keyword-arg
 
 
-def test_register_objective():
+def test_finite_mask_is_per_seed_and_grid_point_or_per_seed():
+  val = np.tile([0.1, 0.2, 0.3], (3, 1))  # (S=3, G=3)
+  per_seed = np.array([False, True, True])
+  np.testing.assert_array_equal(
+      tuning.select("privacy", 0.2, val_error=val, forget_error=val, finite_mask=per_seed),
+      [-1, 0, 0])
+  per_point = np.array([[True, True, True], [False, True, True], [False, False, False]])
+  np.testing.assert_array_equal(
+      tuning.select("privacy", 0.2, val_error=val, forget_error=val, finite_mask=per_point),
+      [0, 1, -1])
+  np.testing.assert_array_equal(
+      tuning.select_per_lambda("privacy", val_error=val, forget_error=val,
+                               finite_mask=per_seed)[-1], [-1, 0, 0])
+  with pytest.raises(ValueError, match=r"finite_mask has shape \(2,\); expected \(3, 3\)"):
+    tuning.select("privacy", 0.2, val_error=val, forget_error=val, finite_mask=[True, False])
+
+
+def test_register_objective(monkeypatch):
+  # A copy of the registry, so the test leaves the module's objectives as they were.
+  monkeypatch.setattr(tuning, "OBJECTIVES", Registry("tuning objective",
+                                                     dict(tuning.OBJECTIVES.items())))
   name = "val_only_for_test"
   tuning.register_objective(name, lambda val, forget, lam: val)
-  try:
-    assert tuning.select(name, 0.2, val_error=np.array([0.3, 0.1]),
-                         forget_error=np.array([0.0, 0.9])) == 1
-    with pytest.raises(ValueError, match="already"):
-      tuning.register_objective(name, lambda val, forget, lam: val)
-  finally:
-    del tuning.OBJECTIVES[name]
+  assert tuning.select(name, 0.2, val_error=np.array([0.3, 0.1]),
+                       forget_error=np.array([0.0, 0.9])) == 1
+  with pytest.raises(ValueError, match="already"):
+    tuning.register_objective(name, lambda val, forget, lam: val)

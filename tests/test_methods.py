@@ -1,4 +1,6 @@
 """Unlearning building blocks (optax transforms), saliency ranking and the method registry."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,7 +8,7 @@ import optax
 import pytest
 
 from unlearn_jax import methods
-from unlearn_jax.methods import registry
+from unlearn_jax.methods import builtins
 
 PARAMS = {"w": jnp.array([1.0, -2.0, 0.0, 3.0]), "b": jnp.array([0.5])}
 G_R = {"w": jnp.array([0.5, 0.25, -1.0, 0.0]), "b": jnp.array([1.0])}
@@ -19,7 +21,7 @@ def _lift(factory, **hp):
 
 def test_neggrad_plus_update_is_hand_computed_and_momentum_accumulates():
   lr, alpha, wd = 0.1, 0.9, 0.01
-  tx = _lift(registry.neggrad_plus_tx, learning_rate=lr, alpha=alpha, weight_decay=wd,
+  tx = _lift(builtins.neggrad_plus_tx, learning_rate=lr, alpha=alpha, weight_decay=wd,
              momentum=0.9)
   state = tx.init(PARAMS)
   updates, state = tx.update({"retain_ce": G_R, "forget_ce": G_F}, state, PARAMS)
@@ -46,7 +48,7 @@ def test_combine_terms_skips_absent_terms_and_rejects_unknown_ones():
 def test_l1_step_adds_lr_gamma_sign_and_decays_per_epoch():
   lr, gamma = 0.1, 0.2
   # 2 epochs of 3 steps: gamma_t = gamma for steps 0-2, gamma/2 for steps 3-5.
-  tx = _lift(registry.l1_sparse_tx, learning_rate=lr, gamma=gamma, weight_decay=0.0,
+  tx = _lift(builtins.l1_sparse_tx, learning_rate=lr, gamma=gamma, weight_decay=0.0,
              momentum=0.0, steps_per_epoch=3, total_steps=6)
   state = tx.init(PARAMS)
   seen = []
@@ -83,16 +85,16 @@ def test_every_numeric_hyperparameter_is_liftable_and_a_grid_is_member_data():
   alphas = jnp.array([0.5, 0.9, 0.99])
 
   def init(alpha):
-    return _lift(registry.neggrad_plus_tx, learning_rate=0.1, alpha=alpha, weight_decay=0.0,
+    return _lift(builtins.neggrad_plus_tx, learning_rate=0.1, alpha=alpha, weight_decay=0.0,
                  momentum=0.9).init(PARAMS)
 
   states = jax.vmap(init)(alphas)
-  tx = _lift(registry.neggrad_plus_tx, learning_rate=0.0, alpha=0.0, weight_decay=0.0,
+  tx = _lift(builtins.neggrad_plus_tx, learning_rate=0.0, alpha=0.0, weight_decay=0.0,
              momentum=0.0)
   updates, _ = jax.vmap(lambda s: tx.update({"retain_ce": G_R, "forget_ce": G_F}, s, PARAMS))(
       states)
   for i, a in enumerate(np.asarray(alphas)):
-    alone, _ = _lift(registry.neggrad_plus_tx, learning_rate=0.1, alpha=float(a),
+    alone, _ = _lift(builtins.neggrad_plus_tx, learning_rate=0.1, alpha=float(a),
                      weight_decay=0.0, momentum=0.9).update(
                          {"retain_ce": G_R, "forget_ce": G_F},
                          init(float(a)), PARAMS)
@@ -110,7 +112,7 @@ def test_every_numeric_hyperparameter_is_liftable_and_a_grid_is_member_data():
 def test_top_fraction_mask_counts_active_entries_only():
   scores = {"a": jnp.array([[5.0, 1.0, 9.0], [2.0, 2.0, 7.0]]), "b": jnp.array([3.0, 2.0, 8.0])}
   active = {"a": jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]), "b": jnp.array([1.0, 1.0, 0.0])}
-  for r, expected in [(0.5, 3), (0.34, 2), (1.0, 6), (0.0, 0)]:
+  for r, expected in [(0.5, 3), (0.34, 2), (1.0, 6), (0.0, 0), (0.99, 5)]:
     sel = methods.top_fraction_mask(scores, active, r)
     assert int(sum(x.sum() for x in jax.tree.leaves(sel))) == expected
     for s, a in zip(jax.tree.leaves(sel), jax.tree.leaves(active)):
@@ -139,17 +141,93 @@ def test_registry_names_flags_defaults_and_errors():
   m = methods.get("neggrad_plus", alpha=0.5)
   assert m.defaults["alpha"] == 0.5 and methods.get("neggrad_plus").defaults["alpha"] == 0.99
   assert methods.get("ssd", reference_set="retain").options["reference_set"] == "retain"
-  assert set(registry.REGISTRY["scrub"].tx_hparam_names) == {
+  assert set(methods.REGISTRY["scrub"].tx_hparam_names) == {
       "learning_rate", "alpha", "gamma", "weight_decay", "momentum"}
-  assert set(registry.REGISTRY["scrub"].data_hparam_names) == {"temperature", "msteps"}
-  with pytest.raises(ValueError, match=r"Unknown unlearning method 'nope'; available: \["):
+  assert set(methods.REGISTRY["scrub"].data_hparam_names) == {"temperature", "msteps"}
+  with pytest.raises(ValueError, match=r"Unknown unlearning method 'nope'; allowed: \["):
     methods.get("nope")
   with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['beta'\].*allowed: \["):
     methods.get("scrub", beta=1.0)
   with pytest.raises(ValueError, match="uses_forget=False"):
     methods.Method("bad", "", uses_forget=False, defaults={"learning_rate": 0.1, "alpha": 0.5,
                                                          "weight_decay": 0.0, "momentum": 0.0},
-                   grid={}, epochs=1, tx=registry.neggrad_plus_tx,
+                   grid={}, epochs=1, tx=builtins.neggrad_plus_tx,
                    phases=(methods.Phase("p", ("retain_ce", "forget_ce"), "retain"),))
   with pytest.raises(ValueError, match="Unknown loss term 'retain_mse'"):
     methods.Phase("p", ("retain_mse",), "retain")
+  with pytest.raises(ValueError, match="loss term 'retain_ce' is already registered"):
+    methods.register_term("retain_ce", methods.TERMS["retain_ce"])
+
+
+def test_salient_count_truncates_like_the_reference():
+  # Unlearn-Saliency keeps int(len(all_elements) * ratio) weights: truncation, not rounding.
+  assert methods.salient_count(122, 0.4) == 48   # 48.8 (round: 49)
+  assert methods.salient_count(11, 0.5) == 5     # 5.5 (round: 6)
+  # float32 member data (0.7 -> 0.69999999) must not lose an exact product: int(10 * 0.7) = 7.
+  for n, r in [(10, 0.7), (100, 0.7), (10, 0.3), (11_171_146, 0.3), (11_171_146, 0.1)]:
+    assert methods.salient_count(n, np.float32(r)) == int(n * r)
+  scores = {"w": jnp.arange(122, dtype=jnp.float32)}
+  active = {"w": jnp.ones(122)}
+  assert int(methods.top_fraction_mask(scores, active, 0.4)["w"].sum()) == 48
+  assert int(methods.top_fraction_mask({"w": scores["w"][:11]}, {"w": active["w"][:11]},
+                                       0.5)["w"].sum()) == 5
+  with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    methods.salient_count(10, 1.5)
+
+
+def test_decay_toward_start_pulls_toward_the_parameters_at_init():
+  tx = methods.sgd_toward_start(learning_rate=0.1, weight_decay=0.5, momentum=0.0)
+  state = tx.init(PARAMS)  # the start: the original model
+  moved = jax.tree.map(lambda p: p + 2.0, PARAMS)
+  zero_grads = jax.tree.map(jnp.zeros_like, PARAMS)
+  updates, _ = tx.update(zero_grads, state, moved)
+  for k in PARAMS:  # -lr * wd * (p - p0): back toward the original, not toward zero
+    np.testing.assert_allclose(updates[k], -0.1 * 0.5 * 2.0 * np.ones_like(PARAMS[k]), rtol=1e-6)
+  at_start, _ = tx.update(zero_grads, state, PARAMS)
+  assert all(float(jnp.abs(u).max()) == 0.0 for u in jax.tree.leaves(at_start))
+  lifted = _lift(builtins.neggrad_plus_toward_original_tx, learning_rate=0.1, alpha=0.9,
+                 weight_decay=0.5, momentum=0.0)
+  updates, _ = lifted.update({"retain_ce": zero_grads, "forget_ce": zero_grads},
+                             lifted.init(PARAMS), moved)
+  np.testing.assert_allclose(updates["w"], -0.1 * np.ones(4), rtol=1e-6)
+
+
+def test_method_options_select_the_reference_settings_and_are_validated():
+  default = methods.get("neggrad_plus")
+  assert default.tx is builtins.neggrad_plus_tx and default.phases[0].bn_train
+  reference = methods.get("neggrad_plus", momentum=0.0, weight_decay_toward="original",
+                          bn_train=False)
+  assert reference.tx is builtins.neggrad_plus_toward_original_tx
+  assert not reference.phases[0].bn_train and reference.defaults["momentum"] == 0.0
+  assert methods.get("neggrad_plus").tx is builtins.neggrad_plus_tx  # the registry is untouched
+  bad_teacher = methods.get("bad_teacher", loss_scale="reference")
+  assert bad_teacher.phases[0].terms == ("retain_kl_mean", "forget_bad_kl_mean")
+  with pytest.raises(ValueError, match=r"weight_decay_toward='one'"):
+    methods.get("neggrad_plus", weight_decay_toward="one")
+  with pytest.raises(ValueError, match=r"bn_train='no'"):
+    methods.get("neggrad_plus", bn_train="no")
+  # tx and phases follow the options in every copy; setting them by hand needs the hook off.
+  renamed = dataclasses.replace(reference, name="mine")
+  assert renamed.tx is builtins.neggrad_plus_toward_original_tx
+  assert renamed.with_hparams(bn_train=True).phases[0].bn_train
+  with pytest.raises(ValueError, match="phases is derived from the options"):
+    dataclasses.replace(default, phases=methods.get("finetune").phases)
+  # Every documented deviation is listed, with the reference settings where options reach them.
+  deviations = methods.deviations()
+  assert {"neggrad_plus", "bad_teacher", "salun", "scrub"} <= set(deviations)
+  assert "weight_decay_toward='original'" in deviations["neggrad_plus"]
+  assert "0.017" in deviations["bad_teacher"] and "loss_scale" in deviations["bad_teacher"]
+
+
+def test_elementwise_mean_kl_is_pytorch_kl_div_mean():
+  teacher = jnp.array([[1.0, -0.5, 0.2], [0.3, 0.3, 2.0]])
+  student = jnp.array([[0.0, 1.0, -1.0], [1.5, -0.2, 0.1]])
+  t = 2.0
+  p = jax.nn.softmax(teacher / t)
+  log_q = jax.nn.log_softmax(student / t)
+  torch_mean = float(jnp.mean(p * (jnp.log(p) - log_q)))  # kl_div(log_q, p), reduction='mean'
+  refs = {"teacher_logits": teacher, "temperature": t}
+  np.testing.assert_allclose(methods.TERMS["retain_kl_mean"].fn(student, refs), torch_mean,
+                             rtol=1e-5)
+  np.testing.assert_allclose(methods.TERMS["retain_kl"].fn(student, refs), torch_mean * 3 * t**2,
+                             rtol=1e-5)

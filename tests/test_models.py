@@ -43,6 +43,16 @@ def test_registry_errors():
     models.get("vit", width=4, num_classes=10)
   with pytest.raises(ValueError, match="width must be positive, got 0"):
     models.get("mlp", width=0, num_classes=10)
+  with pytest.raises(ValueError, match=r"model 'mlp' needs an integer width, got 2.5; fractional "
+                     r"widths p are only meaningful for 'preact_resnet18_scrub'"):
+    models.get("mlp", width=2.5, num_classes=10)
+  for name in ("cnn", "preact_resnet18"):
+    with pytest.raises(ValueError, match=f"model '{name}' needs an integer width, got 0.5"):
+      models.get(name, width=0.5, num_classes=10)
+  with pytest.raises(ValueError, match="model width must be a number, got 'a'"):
+    models.get("mlp", width="a", num_classes=10)
+  assert models.get("mlp", width=8.0, num_classes=10).width == 8  # integral floats are fine
+  assert models.get("preact_resnet18_scrub", width=0.25, num_classes=10).width == 0.25
   with pytest.raises(ValueError, match="empty stage"):
     jax.eval_shape(lambda: models.get("preact_resnet18_scrub", 0.001, 10).init(
         jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
@@ -64,8 +74,8 @@ def test_padded_network_computes_the_same_function(name, narrow_w, wide_w, x):
   v_narrow = narrow.init(jax.random.key(0), x)
   v_wide = models.pad_variables(v_narrow, jax.eval_shape(lambda: wide.init(jax.random.key(0), x)))
   for bn_train in (False, True):
-    a, bs_a = train.apply_model(narrow, v_narrow["params"], v_narrow.get("batch_stats", {}), x, bn_train)
-    b, bs_b = train.apply_model(wide, v_wide["params"], v_wide.get("batch_stats", {}), x, bn_train)
+    a, bs_a = train.apply_model(narrow, *train.Variables.from_flax(v_narrow), x, bn_train)
+    b, bs_b = train.apply_model(wide, *train.Variables.from_flax(v_wide), x, bn_train)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     for sa, sb in zip(jax.tree.leaves(bs_a), jax.tree.leaves(models.unpad_variables(bs_b, bs_a))):
       np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from configs import smoke
-from experiments import results, run as run_lib, setup
+from experiments import results, run as run_lib
 from unlearn_jax import data as data_lib
+from unlearn_jax.data import scenarios
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def splits():
 
 
 def test_mislabeled_flips_exactly_the_forget_labels(splits):
-  out, scenario = setup.apply_scenario(splits, "mislabeled", seed=0)
+  out, scenario = scenarios.apply_scenario(splits, "mislabeled", seed=0)
   changed = np.flatnonzero(out.y_train != splits.y_train)
   np.testing.assert_array_equal(changed, splits.forget_idx)
   np.testing.assert_array_equal(out.y_train_clean, splits.y_train)
@@ -22,7 +23,7 @@ def test_mislabeled_flips_exactly_the_forget_labels(splits):
 
 
 def test_backdoor_triggers_exactly_the_forget_inputs(splits):
-  out, scenario = setup.apply_scenario(splits, "backdoor", seed=0, target=2)
+  out, scenario = scenarios.apply_scenario(splits, "backdoor", seed=0, target=2)
   changed = np.flatnonzero(np.any(out.x_train != splits.x_train, axis=1))
   assert set(changed) <= set(splits.forget_idx) and len(changed) >= len(splits.forget_idx) - 1
   assert np.all(out.y_train[splits.forget_idx] == 2)
@@ -33,9 +34,9 @@ def test_backdoor_triggers_exactly_the_forget_inputs(splits):
 
 def test_scenario_errors(splits):
   with pytest.raises(ValueError, match="Unknown scenario 'poison'"):
-    setup.apply_scenario(splits, "poison", seed=0)
+    scenarios.apply_scenario(splits, "poison", seed=0)
   with pytest.raises(ValueError, match="backdoor target 7 is not a class"):
-    setup.apply_scenario(splits, "backdoor", seed=0, target=7)
+    scenarios.apply_scenario(splits, "backdoor", seed=0, target=7)
 
 
 @pytest.mark.parametrize("scenario, metric", [("mislabeled", "true_label_recovery"),

@@ -12,36 +12,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import smoke
-from experiments import results, run as run_lib
-from experiments import training_stage, unlearn_stage
+import sweep_support
+from experiments import evaluators, results, run as run_lib
+from experiments.stages import train as train_stage, unlearn as unlearn_stage
 from unlearn_jax import methods as methods_lib
 from unlearn_jax.evaluation import epsilon_score
 from unlearn_jax.checkpoints import StageCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ("retrain", "scrub", "neggrad_plus", "l1_sparse")
-
-
-def _config():
-  c = smoke.get_config()
-  c.compilation_cache_dir = ""
-  c.train.epochs, c.train.checkpoint_every = 4, 1
-  c.unlearn.methods = METHODS
-  return c
-
-
-def _values(rows):
-  return {(r["stage"], r["method"], r["width"], r["seed"], r["hparams"], r["goal"], r["lam"],
-           r["split"], r["metric"]): float(r["value"]) for r in rows}
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  """An uninterrupted run on the test session's 4 host devices."""
-  workdir = tmp_path_factory.mktemp("reference")
-  run_lib.run(_config(), str(workdir))
-  return workdir, _values(results.read_csv(str(workdir / "results.csv")))
+METHODS = sweep_support.METHODS
+_config, _values = sweep_support.config, sweep_support.values
 
 
 class _Killed(Exception):
@@ -64,16 +44,16 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatc
     run_lib.run(_config(), workdir)
   monkeypatch.setattr(StageCheckpointer, "save", save)
 
-  real_unlearn = unlearn_stage.unlearn_bucket
-  def die_in_unlearning(config, name, *args, **kwargs):
+  real_unlearn = unlearn_stage.run
+  def die_in_unlearning(ctx, name, *args, **kwargs):
     if name == "l1_sparse":
       raise _Killed("killed mid-unlearning")
-    return real_unlearn(config, name, *args, **kwargs)
+    return real_unlearn(ctx, name, *args, **kwargs)
 
-  monkeypatch.setattr(run_lib, "unlearn_bucket", die_in_unlearning)
+  monkeypatch.setattr(unlearn_stage, "run", die_in_unlearning)
   with pytest.raises(_Killed):
     run_lib.run(_config(), workdir)
-  monkeypatch.setattr(run_lib, "unlearn_bucket", real_unlearn)
+  monkeypatch.setattr(unlearn_stage, "run", real_unlearn)
   run_lib.run(_config(), workdir)
   resumed = _values(results.read_csv(os.path.join(workdir, "results.csv")))
   assert resumed.keys() == ref_values.keys()
@@ -97,8 +77,8 @@ def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatc
   monkeypatch.setattr(unlearn_stage.methods_lib, "unlearn",
                       lambda method, *a, **k: calls.append(method.name) or real(method, *a, **k))
   trained = []
-  real_train = training_stage.train_lib.train
-  monkeypatch.setattr(training_stage.train_lib, "train",
+  real_train = train_stage.train_lib.train
+  monkeypatch.setattr(train_stage.train_lib, "train",
                       lambda *a, **k: trained.append(1) or real_train(*a, **k))
   config = _config()
   config.unlearn.grids = dict(config.unlearn.grids, neggrad_plus={"alpha": (0.95,)})
@@ -231,23 +211,38 @@ def test_new_originals_are_unlearned_and_evaluated_afresh(reference, tmp_path, m
     ("unlearn.methods", ("scrub", "scrubb"), r"unlearn.methods names unknown method.*'scrubb'"),
     ("eval.goals", ("privacy", "utility"), r"unknown goal\(s\) \['utility'\]"),
     ("regions.lam", 0.5, r"regions.lam=0.5 must be one of"),
+    ("widths", ("a", 8), r"config.widths has 'a'.*positive integers"),
+    ("widths", (2.5, 8), r"config.widths has 2.5.*model 'mlp' needs positive integers"),
+    ("widths", (), r"config.widths is empty"),
+    ("train.batch_size", 0, r"config.train.batch_size=0; it must be a positive integer"),
+    ("dataset.forget_size", 0, r"config.dataset.forget_size=0"),
+    ("unlearn.hparams", {"retrain": {"no_such_hparam": 1.0}},
+     r"unlearn.hparams\['retrain'\] would be ignored.*config.train"),
+    ("unlearn.epochs", {"retrain": 3}, r"unlearn.epochs\['retrain'\] would be ignored"),
+    ("eval.evaluators", ("errors", "lira"), r"unknown evaluator\(s\) \['lira'\]"),
+    ("eval.evaluators", ("loss_mia",), r"must include 'errors'"),
 ])
 def test_bad_settings_fail_before_any_work(tmp_path, field, value, message):
   config = _config()
-  section, name = field.split(".")
-  setattr(config[section], name, value)
+  *sections, name = field.split(".")
+  target = config
+  for section in sections:
+    target = target[section]
+  setattr(target, name, value)
   with pytest.raises(ValueError, match=message):
     run_lib.run(config, str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
 
 
-def test_epsilon_row_leaves_out_diverged_members_on_both_sides():
+def test_forgetting_score_leaves_out_diverged_members_on_both_sides():
   config = _config()
+  score = evaluators.REGISTRY.get("forgetting_score").over_group
   rng = np.random.default_rng(0)
   conf, retrained = rng.normal(size=(4, 20)), rng.normal(size=(4, 20))
   conf[1, 3], retrained[2, 0] = np.nan, np.inf
-  (row,) = run_lib._epsilon_row(config, "selected", "scrub", 8, conf, retrained)
+  key = ("forget", "logit_conf")
+  out = score({key: conf}, {key: retrained}, config)
   expected = epsilon_score.forget_score(conf[[0, 2, 3]], retrained[[0, 1, 3]])
-  assert row["value"] == pytest.approx(expected)
+  assert out[("forget", "epsilon_score")] == pytest.approx(expected)
   retrained[[0, 1], 5] = np.nan   # 2 finite retrained members < epsilon_min_models = 3
-  assert run_lib._epsilon_row(config, "selected", "scrub", 8, conf, retrained) == []
+  assert score({key: conf}, {key: retrained}, config) == {}

@@ -2,10 +2,8 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from experiments import setup as sweep_setup
 from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
 
@@ -100,13 +98,53 @@ def test_epoch_batches_are_per_member_permutations():
     train.epoch_batches(keys, pool, 11, 0)
 
 
+def test_one_index_stream_for_training_epochs_and_unlearning_phases():
+  keys = jnp.stack([jax.random.key(3), jax.random.key(4)])
+  pool = jnp.arange(100, 110)
+  # A training epoch is permutation `epoch` of the stream, its partial last batch dropped.
+  for epoch in (0, 2):
+    expected = [np.asarray(jax.random.permutation(jax.random.fold_in(k, epoch), pool))[:9]
+                for k in keys]
+    np.testing.assert_array_equal(train.epoch_batches(keys, pool, 3, epoch),
+                                  np.reshape(expected, (2, 3, 3)))
+  # An unlearning phase tops its last batch up from the next permutation: 4 batches of 3 = 12.
+  stream = np.asarray(train.member_batches(keys, pool, 3, 4))
+  for m, k in enumerate(keys):
+    perms = [np.asarray(jax.random.permutation(jax.random.fold_in(k, r), pool)) for r in (0, 1)]
+    np.testing.assert_array_equal(stream[m].ravel(), np.concatenate(perms)[:12])
+    np.testing.assert_array_equal(train.index_batches(k, pool, 3, 4), stream[m])
+
+
+def test_member_chunks_slice_and_concatenate_along_the_member_axis():
+  tree = {"a": jnp.arange(5.0), "b": jnp.arange(10.0).reshape(5, 2)}
+  seen = []
+
+  def fn(t):
+    seen.append(t["a"].shape[0])
+    return {"sum": t["b"].sum(axis=1) + t["a"]}
+
+  for chunk, sizes in [(0, [5]), (2, [2, 2, 1]), (5, [5]), (9, [5])]:
+    seen.clear()
+    out = train.map_member_chunks(fn, chunk, tree)
+    np.testing.assert_array_equal(out["sum"], [1.0, 6.0, 11.0, 16.0, 21.0])
+    assert seen == sizes
+
+
+def test_width_buckets_bound_the_ratio_and_reject_bad_widths():
+  assert train.width_buckets((1, 2, 3, 8, 16, 64), 4.0) == [(1, 2, 3), (8, 16), (64,)]
+  with pytest.raises(ValueError, match="empty"):
+    train.width_buckets((), 4.0)
+  with pytest.raises(ValueError, match="positive"):
+    train.width_buckets((0, 2), 4.0)
+
+
 def test_widths_with_other_layers_get_their_own_bucket_and_cannot_share_one():
   # SCRUB's ResNet has an identity shortcut in its first block only at p = 1 (64-channel stem).
   x = jnp.zeros((2, 32, 32, 3), jnp.uint8)
   structure = lambda w: train.variable_structure("preact_resnet18_scrub", w, 10, x)
   widths = (0.25, 0.5, 1.0, 2.0)
-  assert sweep_setup.width_buckets(widths, 4.0) == [(0.25, 0.5, 1.0), (2.0,)]
-  assert sweep_setup.width_buckets(widths, 4.0, structure) == [(0.25, 0.5), (1.0,), (2.0,)]
+  assert train.width_buckets(widths, 4.0) == [(0.25, 0.5, 1.0), (2.0,)]
+  assert train.width_buckets(widths, 4.0, structure) == [(0.25, 0.5), (1.0,), (2.0,)]
   members = [train.Member(0, 0.5, 0.1, 0.0), train.Member(0, 1.0, 0.1, 0.0)]
   with pytest.raises(ValueError, match="at width 0.5 has other layers than at width 1.0"):
     train.init_members("preact_resnet18_scrub", members, 10, x, train.make_optimizer())

@@ -3,15 +3,22 @@
 Every source returns a `Dataset`: images as uint8 NHWC, 1-D signals as float32 (N, L), integer
 labels. Nothing here downloads: MNIST-1D is generated procedurally, TFDS datasets are read from a
 prepared `data_dir` with `download=False`, `.npz` files are the user's own arrays.
+
+A `Dataset` checks its arrays when it is built (`validation.check_dataset`), so every source and
+every hand-built dataset is refused with a clear message before anything is compiled.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 import random
 from typing import Callable
 
 import numpy as np
+
+from unlearn_jax.data import validation
 
 TFDS_DATASETS = ("cifar10", "cifar100", "mnist", "fashion_mnist", "svhn_cropped")
 
@@ -31,13 +38,10 @@ class Dataset:
     return self.x_train.ndim == 4
 
   def __post_init__(self):
-    for split in ("train", "test"):
-      x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-      if len(x) != len(y):
-        raise ValueError(f"{self.name}: x_{split} has {len(x)} rows but y_{split} has {len(y)}.")
-      if y.size and (y.min() < 0 or y.max() >= self.num_classes):
-        raise ValueError(f"{self.name}: y_{split} must lie in [0, {self.num_classes}), "
-                         f"got range [{y.min()}, {y.max()}].")
+    # Here rather than in `load` or `make_splits`: every source and every hand-built Dataset
+    # passes through, and the checks cost nothing next to loading (integer inputs skip the NaN
+    # scan).
+    validation.check_dataset(self)
 
 
 def _mnist1d(seed: int = 42, num_samples: int = 5000) -> Dataset:
@@ -83,7 +87,20 @@ def _synthetic(seed: int = 0, num_train: int = 240, num_test: int = 120, num_cla
 
 
 def _npz(path: str) -> Dataset:
-  """The user's own arrays: an .npz file with x_train, y_train, x_test, y_test."""
+  """The user's own arrays: an .npz file with x_train, y_train, x_test, y_test.
+
+  Inputs: uint8 arrays are images and stay uint8 (the models scale them from [0, 255]). A 3-D
+  uint8 array (N, H, W) is read as grayscale images without a channel axis and gets one,
+  (N, H, W, 1): uint8 is this package's image convention (signals are float), so the reading is
+  unambiguous, and without the axis a convolutional model would take each image as a length-H
+  signal with W channels. Every other numeric array becomes float32 and is used as it is.
+
+  Labels must be class indices: integers, or floats that are whole numbers (others are refused,
+  not truncated); not one-hot. num_classes is the largest label + 1, so every class
+  0..num_classes-1 must occur in y_train (1-based labels would leave class 0 empty).
+  `validation.check_dataset` refuses the rest (NaN/inf, empty splits, test-only classes, train and
+  test of different shapes or dtypes).
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(f"npz dataset file {path!r} does not exist.")
   with np.load(path) as f:
@@ -92,12 +109,29 @@ def _npz(path: str) -> Dataset:
       raise ValueError(f"{path}: missing arrays {sorted(missing)}; an npz dataset needs "
                        "x_train, y_train, x_test, y_test.")
     arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-  x_train = arrays["x_train"]
-  if x_train.dtype != np.uint8:
-    x_train, arrays["x_test"] = x_train.astype(np.float32), arrays["x_test"].astype(np.float32)
-  y_train, y_test = arrays["y_train"].astype(np.int32), arrays["y_test"].astype(np.int32)
-  num_classes = int(max(y_train.max(), y_test.max())) + 1
-  return Dataset(os.path.basename(path), x_train, y_train, arrays["x_test"], y_test, num_classes)
+  for k in ("x_train", "x_test"):
+    x = arrays[k]
+    if x.dtype == np.uint8:
+      arrays[k] = x[..., None] if x.ndim == 3 else x
+    elif x.dtype == np.bool_ or np.issubdtype(x.dtype, np.number):
+      arrays[k] = x.astype(np.float32)  # other dtypes are left for check_dataset to refuse
+  try:
+    y_train = validation.class_indices(arrays["y_train"], "y_train")
+    y_test = validation.class_indices(arrays["y_test"], "y_test")
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}") from None
+  num_classes = max((int(y.max()) for y in (y_train, y_test) if y.size), default=-1) + 1
+  dataset = Dataset(os.path.basename(path), arrays["x_train"], y_train, arrays["x_test"], y_test,
+                    num_classes)
+  absent = np.flatnonzero(np.bincount(y_train, minlength=num_classes) == 0)
+  if len(absent):
+    raise ValueError(
+        f"{path}: class(es) {absent.tolist()} never occur in y_train; num_classes is inferred as "
+        f"the largest label + 1 = {num_classes}, so labels must number the classes "
+        f"0..{num_classes - 1} without gaps (1-based labels leave class 0 empty). Renumber them: "
+        f"classes, y_train = np.unique(y_train, return_inverse=True), then y_test = "
+        f"np.searchsorted(classes, y_test).")
+  return dataset
 
 
 def _tfds(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
@@ -130,12 +164,45 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist1d": _mnist1d,
     "synthetic": _synthetic,
     "npz": _npz,
-    **{name: (lambda n: lambda **kw: _tfds(n, **kw))(name) for name in TFDS_DATASETS},
+    # partial (not a lambda) keeps _tfds's signature visible to `load`'s check of kwargs.
+    **{name: functools.partial(_tfds, name) for name in TFDS_DATASETS},
 }
 
 
+def _check_kwargs(name: str, source: Callable[..., Dataset], kwargs: dict) -> None:
+  """Refuses kwargs that `source` does not take, or lacks, naming the ones it accepts.
+
+  Without this a config that switches `config.dataset.name` but keeps the old
+  `config.dataset.kwargs` fails inside the source with a bare TypeError.
+  """
+  params = inspect.signature(source).parameters.values()
+  if any(p.kind == p.VAR_KEYWORD for p in params):
+    return  # a source that takes **kwargs checks them itself
+  accepted = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+  names = {p.name for p in accepted}
+  unknown = sorted(set(kwargs) - names)
+  missing = [p.name for p in accepted if p.default is p.empty and p.name not in kwargs]
+  if not unknown and not missing:
+    return
+  described = ", ".join(p.name + (" (required)" if p.default is p.empty else f"={p.default!r}")
+                        for p in accepted) or "none"
+  problem = (f"does not accept kwargs {unknown}" if unknown else "") + (
+      " and " if unknown and missing else "") + (f"needs kwargs {missing}" if missing else "")
+  raise ValueError(
+      f"dataset {name!r} {problem} (config.dataset.kwargs={dict(kwargs)}); the {name!r} source "
+      f"accepts: {described}. Set config.dataset.kwargs to arguments of this source: a config "
+      f"that changes config.dataset.name must also replace config.dataset.kwargs ({{}} for the "
+      f"defaults).")
+
+
 def load(name: str, **kwargs) -> Dataset:
-  """Loads dataset `name` ('mnist1d', 'synthetic', 'npz' (path=...), or a TFDS name)."""
+  """Loads dataset `name` ('mnist1d', 'synthetic', 'npz' (path=...), or a TFDS name).
+
+  `kwargs` are checked against the source's signature first, and the returned `Dataset` has
+  passed `validation.check_dataset`.
+  """
   if name not in DATASETS:
     raise ValueError(f"Unknown dataset {name!r}; available: {sorted(DATASETS)}.")
-  return DATASETS[name](**kwargs)
+  source = DATASETS[name]
+  _check_kwargs(name, source, kwargs)
+  return source(**kwargs)

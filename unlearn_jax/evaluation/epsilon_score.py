@@ -1,12 +1,14 @@
 """Forgetting score of the NeurIPS 2023 Machine Unlearning challenge (per-example epsilon).
 
-Unlearning is (epsilon, delta)-successful if no test can tell unlearned models from models
-retrained without the forget set. The challenge (Triantafillou et al. 2024, "Are we making
-progress in unlearning?"; reference code google-deepmind/unlearning_evaluation, `metric.py`)
-estimates, for each forget example separately, the epsilon implied by the best of a family of
-threshold attacks on one statistic: the logit-scaled confidence log(p / (1 - p)) of the true class
-(`metrics.logit_scaled_confidence`). The attacks see the statistic of that example under many
-unlearned models (one distribution) and many retrained models (the other):
+Protocol. The challenge (Triantafillou et al. 2024, "Are we making progress in unlearning?";
+reference code google-deepmind/unlearning_evaluation, `metric.py`) starts from ONE original model
+and runs the unlearning algorithm on it many times, the runs differing only in their randomness
+(data order, random labels...), against many models retrained from scratch without the forget
+set. Unlearning is (epsilon, delta)-successful if no test can tell the two groups apart. For each
+forget example separately it estimates the epsilon implied by the best of a family of threshold
+attacks on one statistic, the logit-scaled confidence log(p / (1 - p)) of the true class
+(`metrics.logit_scaled_confidence`), seen under every unlearned model (one distribution) and
+every retrained model (the other); per-example epsilons are then binned into a score:
 
 * For each example, the side with the larger median is "positive".
 * Two rule families give (FPR, FNR) pairs: one threshold (predict positive at or above it) on a
@@ -30,16 +32,22 @@ two sides may have different numbers of models, and the bucket range uses the sm
 The challenge's final ranking multiplied this score by the retain- and test-accuracy ratios of
 unlearned to retrained models (`utility_adjusted_score`).
 
-How many models it needs. The challenge used 512 unlearned and 512 retrained models per forget
-set. With n models per side the smallest non-zero FPR/FNR is 1/n, so only epsilons up to about
-log(n) can be resolved; hence the bucket cut-off ceil(log(n - 1)): 14 buckets at n = 512, 6 at
-n = 16, 4 at n = 8, none at n = 2 (refused here). Each example's epsilon is also a maximum over
-~160,000 threshold tests on small counts, so it is biased upward: two independent samples from the
-SAME distribution do not score 1. Measured with this module on Gaussian samples (40 examples):
-identical distributions give a median epsilon of about log 5 = 1.6 and a score of about 0.18-0.19
-at every n from 8 to 512 (only bit-identical samples score 1); what grows with n is the power to
-see a difference: a one-standard-deviation shift scores 0.15 at n = 8, 0.06 at 32, 0.03 at 128,
-0.017 at 512. So with a handful of models the score cannot tell a mediocre unlearner from an exact
+Resolution at n models per side (verified in tests/test_eval_epsilon_score.py). Every FPR and
+FNR is a multiple of 1/n, so an example's finite epsilon is 0 or one of the few values
+log((n - i - n delta) / j), 1 <= i, j <= n - 1; the largest, about log(n - 1) (one model of each
+side on the wrong side of the threshold), is what n models can resolve, hence the bucket cut-off
+ceil(log(n - 1)): 14 buckets at n = 512 (the challenge's 512 unlearned and 512 retrained models
+per forget set), 6 at n = 16, 4 at n = 8, 2 at n = 3, none at n = 2 (refused here). Anything
+better separated reads as perfect separation (infinity) or a peaked sample (the cap), worth 0.
+At n = 3 an example earns 1 (epsilon 0), 1/2 (epsilon log 2) or 0, nothing in between.
+
+Each example's epsilon is also a maximum over ~160,000 threshold tests on small counts, so it is
+biased upward: two independent samples from the SAME distribution do not score 1. Measured with
+this module on Gaussian samples (40 examples, 5 draws): identical distributions score about 0.36
+(0.34-0.40) at n = 3, where 3 vs 3 samples are often separable, 0.25 at n = 4, and 0.18-0.19 at
+n = 8, 32 and 128 (only bit-identical samples score 1); what grows with n is the power to see a
+difference: a one-standard-deviation shift scores 0.15 at n = 8, 0.06 at 32, 0.03 at 128, 0.017
+at 512. So with a handful of models the score cannot tell a mediocre unlearner from an exact
 one. Recommendation: at least 32 models per side, preferably 128 or more; compare scores only at
 equal model counts; and report each score next to `retrained_baseline_score` (two disjoint halves
 of the retrained models: what an exact unlearner gets at that count). For a width sweep with a few

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from unlearn_jax.registry import Registry
+
 # A (val_error, forget_error, lam) -> objective function; lower is better. It must broadcast.
 Objective = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
@@ -32,24 +34,20 @@ def bias_removal_objective(val_error, forget_error, lam):
   return (1.0 - lam) * val_error - lam * forget_error
 
 
-OBJECTIVES: dict[str, Objective] = {
+OBJECTIVES: Registry[Objective] = Registry("tuning objective", {
     "privacy": privacy_objective,
     "bias_removal": bias_removal_objective,
-}
+})
 
 
 def register_objective(name: str, objective: Objective) -> None:
   """Adds an objective to the registry (lower is better); refuses to overwrite a name silently."""
-  if name in OBJECTIVES:
-    raise ValueError(f"objective {name!r} is already registered")
-  OBJECTIVES[name] = objective
+  OBJECTIVES.register(name, objective)
 
 
 def get_objective(name: str) -> Objective:
   """Looks an objective up by name; unknown names raise ValueError listing the allowed ones."""
-  if name not in OBJECTIVES:
-    raise ValueError(f"unknown tuning objective {name!r}; allowed: {sorted(OBJECTIVES)}")
-  return OBJECTIVES[name]
+  return OBJECTIVES.get(name)
 
 
 def objective_values(objective: str, lam: float, *, val_error, forget_error) -> np.ndarray:
@@ -71,8 +69,11 @@ def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=N
     val_error: `(G,)` or `(S, G)`: validation error at each grid point (last axis), optionally for
       each of S seeds (leading axes, any number).
     forget_error: forget-set error, same shape as `val_error` (or broadcastable).
-    finite_mask: optional booleans broadcastable to the grid, False for diverged runs. Grid points
-      whose objective is non-finite are excluded whether or not the mask says so.
+    finite_mask: optional booleans, False for diverged runs: the shape of the grid of
+      objective values (`(S, G)` like `val_error`: per seed and grid point) or that shape
+      without the grid axis (`(S,)`: per seed, every grid point of the seed). Other shapes
+      raise ValueError. Grid points whose objective is non-finite are excluded whether or not
+      the mask says so.
     raise_if_all_diverged: if True, a seed with no usable grid point raises ValueError; by default
       its index is -1, so one bad seed does not abort a whole sweep (`take_selected` turns -1
       into NaN).
@@ -84,7 +85,7 @@ def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=N
   values = objective_values(objective, lam, val_error=val_error, forget_error=forget_error)
   usable = np.isfinite(values)
   if finite_mask is not None:
-    usable &= np.broadcast_to(np.asarray(finite_mask, bool), values.shape)
+    usable &= _grid_mask(finite_mask, values.shape)
   # +inf can never beat a usable point, and argmin returns the first minimiser, which is the
   # documented tie rule.
   best = np.argmin(np.where(usable, values, np.inf), axis=-1)
@@ -92,6 +93,18 @@ def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=N
   if raise_if_all_diverged and np.any(none_usable):
     raise ValueError(f"every grid point diverged for seeds at {np.argwhere(none_usable).tolist()}")
   return np.where(none_usable, -1, best).astype(np.int64)
+
+
+def _grid_mask(finite_mask, shape: tuple[int, ...]) -> np.ndarray:
+  """`finite_mask` as a mask over the grid values: `shape` as is, `shape[:-1]` per seed."""
+  mask = np.asarray(finite_mask, bool)
+  if mask.shape == shape:
+    return mask
+  if mask.shape == shape[:-1]:
+    # One flag per seed: it applies along that seed's grid axis (not broadcast over it).
+    return np.broadcast_to(mask[..., None], shape)
+  raise ValueError(f"finite_mask has shape {mask.shape}; expected {shape} (per seed and grid "
+                   f"point, like val_error) or {shape[:-1]} (per seed).")
 
 
 def select_per_lambda(objective: str, *, val_error, forget_error, lams: Sequence[float] =

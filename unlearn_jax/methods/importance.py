@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.state import apply_model
+from unlearn_jax.train.state import Variables, apply_model
 
 PyTree = Any
 
@@ -38,36 +39,33 @@ def ordered_batches(idx, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
   return padded.reshape(steps, batch_size), weights.reshape(steps, batch_size)
 
 
-_DRIVERS: dict = {}
-
-
 def _accumulate_driver(model, power: int, strategy: drivers.Strategy) -> drivers.Driver:
-  key = (model, power, strategy)
-  if key not in _DRIVERS:
+  def build():
     def step(carry, data, inputs, rng):
       del rng
+      variables, acc = carry
       x, y, w = data["x"][inputs["idx"]], data["y"][inputs["idx"]], inputs["w"]
 
       def loss_fn(params):
-        logits, _ = apply_model(model, params, carry["batch_stats"], x, bn_train=False)
+        logits, _ = apply_model(model, params, variables.batch_stats, x, bn_train=False)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return jnp.sum(w * ce) / jnp.sum(w)
 
-      grads = jax.grad(loss_fn)(carry["params"])
-      acc = jax.tree.map(lambda a, g: a + (g * g if power == 2 else g), carry["acc"], grads)
-      return {**carry, "acc": acc}, {}
+      grads = jax.grad(loss_fn)(variables.params)
+      acc = jax.tree.map(lambda a, g: a + (g * g if power == 2 else g), acc, grads)
+      return (variables, acc), {}
 
-    _DRIVERS[key] = drivers.Driver(step, strategy)
-  return _DRIVERS[key]
+    return drivers.Driver(step, strategy)
+  return compile_cache.cached(("accumulate", model, power, strategy), build)
 
 
-def accumulate_gradients(model, params: PyTree, batch_stats: PyTree, data: dict, idx,
-                         batch_size: int, *, power: int = 1,
-                         strategy: drivers.Strategy = drivers.Strategy()) -> tuple[PyTree, int]:
+def accumulate_gradients(model, variables: Variables, data: dict, idx, batch_size: int, *,
+                         power: int = 1, strategy: drivers.Strategy = drivers.Strategy()
+                         ) -> tuple[PyTree, int]:
   """Sum over ordered batches of the batch-mean CE gradient (power 1) or its square (power 2).
 
   Args:
-    params, batch_stats: member-stacked (S, ...) variables.
+    variables: member-stacked (S, ...) variables.
     data: {'x', 'y'} device arrays; `idx` indexes them.
 
   Returns:
@@ -76,15 +74,22 @@ def accumulate_gradients(model, params: PyTree, batch_stats: PyTree, data: dict,
   if power not in (1, 2):
     raise ValueError(f"power must be 1 or 2, got {power}.")
   batches, weights = ordered_batches(idx, batch_size)
-  num = jax.tree.leaves(params)[0].shape[0]
+  num = jax.tree.leaves(variables.params)[0].shape[0]
   inputs = {"idx": jnp.broadcast_to(batches, (num,) + batches.shape),
             "w": jnp.broadcast_to(weights, (num,) + weights.shape)}
-  carry = {"params": params, "batch_stats": batch_stats,
-           "acc": jax.tree.map(jnp.zeros_like, params)}
+  carry = (variables, jax.tree.map(jnp.zeros_like, variables.params))
   keys = jax.random.split(jax.random.key(0), num)
-  carry, _ = _accumulate_driver(model, power, strategy)(
+  (_, acc), _ = _accumulate_driver(model, power, strategy)(
       carry, {"x": data["x"], "y": data["y"]}, inputs, keys)
-  return carry["acc"], batches.shape[0]
+  return acc, batches.shape[0]
+
+
+@jax.jit
+def count_active(mask: PyTree) -> jax.Array:
+  """(S,) int32 number of nonzero entries of a member-stacked mask (active, selected...)."""
+  # Integer counts: float32 sums of ones stop being exact past 2^24 parameters.
+  return sum(jnp.sum(x.reshape(x.shape[0], -1) > 0, axis=1, dtype=jnp.int32)
+             for x in jax.tree.leaves(mask))
 
 
 def _flat(tree) -> jax.Array:
@@ -100,54 +105,74 @@ def _unflat(flat, like) -> PyTree:
   return jax.tree.unflatten(treedef, out)
 
 
-def top_fraction_mask(scores: PyTree, active: PyTree, fraction) -> PyTree:
-  """{0,1} float mask of the round(fraction * n_active) largest scores among ACTIVE entries.
+def salient_count(num_active: int, fraction) -> int:
+  """int(num_active * r): how many weights SalUn keeps (the reference's `int(len * ratio)`).
 
-  One member (no leading axis). Ranks over all leaves together (a global threshold, as SalUn's
-  reference); ties are broken by flattening order (leaf order, then row-major), which is the same
-  for a narrow net and its zero-padded copy. Padded entries are never selected.
+  `fraction` arrives as float32 member data, where 0.7 is 0.69999999; it is read back as the
+  shortest decimal that rounds to it (0.7) so that the product truncates as the reference's
+  float64 one does (int(10 * 0.7) = 7, not 6).
+  """
+  ratio = float(str(np.float32(fraction)))
+  if not 0.0 <= ratio <= 1.0:
+    raise ValueError(f"salient fraction must lie in [0, 1], got {ratio}.")
+  return int(int(num_active) * ratio)
+
+
+def top_count_mask(scores: PyTree, active: PyTree, count) -> PyTree:
+  """{0,1} float mask of the `count` largest scores among ACTIVE entries.
+
+  One member (no leading axis); traceable. Ranks over all leaves together (a global threshold,
+  as SalUn's reference); ties are broken by flattening order (leaf order, then row-major), which
+  is the same for a narrow net and its zero-padded copy. Padded entries are never selected.
   """
   flat = _flat(scores).astype(jnp.float32)
   act = _flat(active) > 0
-  k = jnp.round(fraction * jnp.sum(act))
   ranked = jnp.where(act, flat, -jnp.inf)
   order = jnp.argsort(-ranked, stable=True)
   ranks = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
-  selected = (ranks < k) & act
+  selected = (ranks < count) & act
   return _unflat(selected.astype(jnp.float32), scores)
 
 
-def saliency_masks(model, params, batch_stats, data, forget_idx, active_mask, fraction, *,
+def top_fraction_mask(scores: PyTree, active: PyTree, fraction) -> PyTree:
+  """`top_count_mask` of `salient_count(n_active, fraction)` entries; one member, on the host."""
+  num_active = sum(int(np.sum(np.asarray(a) > 0)) for a in jax.tree.leaves(active))
+  return top_count_mask(scores, active, salient_count(num_active, fraction))
+
+
+def saliency_masks(model, variables: Variables, data, forget_idx, active_mask, fraction, *,
                    batch_size: int, strategy: drivers.Strategy = drivers.Strategy()) -> PyTree:
   """SalUn weight saliency for every member: top `fraction` of |sum of forget-CE gradients|.
 
   Args:
-    params, batch_stats, active_mask: member-stacked (S, ...).
-    fraction: (S,) salient fractions r.
+    variables, active_mask: member-stacked (S, ...).
+    fraction: (S,) salient fractions r; member s keeps int(r_s * its active count) weights.
 
   Returns:
     Member-stacked {0,1} float masks over the params.
   """
-  grads, _ = accumulate_gradients(model, params, batch_stats, data, forget_idx, batch_size,
-                                  power=1, strategy=strategy)
-  return _saliency_from_grads(grads, active_mask, jnp.asarray(fraction, jnp.float32))
+  grads, _ = accumulate_gradients(model, variables, data, forget_idx, batch_size, power=1,
+                                  strategy=strategy)
+  num_active = np.asarray(count_active(active_mask))
+  counts = [salient_count(n, r) for n, r in zip(num_active, np.asarray(fraction).reshape(-1))]
+  return _saliency_from_grads(grads, active_mask, jnp.asarray(counts, jnp.int32))
 
 
 @jax.jit
-def _saliency_from_grads(grads, active_mask, fraction):
+def _saliency_from_grads(grads, active_mask, counts):
   scores = jax.tree.map(jnp.abs, grads)
-  return jax.vmap(top_fraction_mask)(scores, active_mask, fraction)
+  return jax.vmap(top_count_mask)(scores, active_mask, counts)
 
 
-def ssd_importances(model, params, batch_stats, data, idx, *, batch_size: int,
+def ssd_importances(model, variables: Variables, data, idx, *, batch_size: int,
                     strategy: drivers.Strategy = drivers.Strategy()) -> PyTree:
   """Diagonal-Fisher importances of SSD: mean over batches of the squared batch-mean gradient.
 
   This is the reference's `calc_importance` (Foster et al. 2023): per batch, the gradient of the
   mean CE, squared elementwise, summed over batches and divided by the number of batches.
   """
-  sq, steps = accumulate_gradients(model, params, batch_stats, data, idx, batch_size,
-                                   power=2, strategy=strategy)
+  sq, steps = accumulate_gradients(model, variables, data, idx, batch_size, power=2,
+                                   strategy=strategy)
   return jax.tree.map(lambda x: x / steps, sq)
 
 

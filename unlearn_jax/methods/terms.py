@@ -15,6 +15,8 @@ Users add terms with `register_term`; the built-in ones are:
   retain_kl          KL_T(teacher(x_r) || student(x_r)) * T^2
   forget_kl          KL_T(teacher(x_f) || student(x_f)) * T^2
   forget_bad_kl      KL_T(bad_teacher(x_f) || student(x_f)) * T^2
+  retain_kl_mean     retain_kl / (C * T^2)       PyTorch's kl_div(reduction='mean'): the mean
+  forget_bad_kl_mean forget_bad_kl / (C * T^2)   over the B * C batch elements (Bad Teacher's code)
 
 Teachers always run with frozen BatchNorm statistics (PyTorch `.eval()` in every reference).
 """
@@ -26,6 +28,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from unlearn_jax.registry import Registry
 from unlearn_jax.train.losses import cross_entropy, kl_divergence
 
 PyTree = Any
@@ -53,32 +56,41 @@ class Term:
       raise ValueError(f"Unknown term needs {bad}; allowed: {NEEDS}.")
 
 
-TERMS: dict[str, Term] = {
+def kl_divergence_elementwise_mean(teacher_logits: jax.Array, student_logits: jax.Array,
+                                   temperature) -> jax.Array:
+  """PyTorch's `kl_div(log_softmax(s / T), softmax(t / T))` with its default reduction='mean':
+  the pointwise KL averaged over batch AND classes, no T^2 (= kl_divergence / (C * T^2))."""
+  num_classes = student_logits.shape[-1]
+  return kl_divergence(teacher_logits, student_logits, temperature) / (
+      num_classes * temperature**2)
+
+
+def _kl(teacher: str, kl=kl_divergence):
+  return lambda z, r: kl(r[f"{teacher}_logits"], z, r["temperature"])
+
+
+TERMS: Registry[Term] = Registry("loss term", {
     "retain_ce": Term("retain", ("labels",), lambda z, r: cross_entropy(z, r["y"])),
     "forget_ce": Term("forget", ("labels",), lambda z, r: cross_entropy(z, r["y"])),
     "forget_random_ce": Term("forget", ("random_labels",),
                              lambda z, r: cross_entropy(z, r["random_y"])),
-    "retain_kl": Term("retain", ("teacher", "temperature"),
-                      lambda z, r: kl_divergence(r["teacher_logits"], z, r["temperature"])),
-    "forget_kl": Term("forget", ("teacher", "temperature"),
-                      lambda z, r: kl_divergence(r["teacher_logits"], z, r["temperature"])),
-    "forget_bad_kl": Term("forget", ("bad_teacher", "temperature"),
-                          lambda z, r: kl_divergence(r["bad_teacher_logits"], z,
-                                                     r["temperature"])),
-}
+    "retain_kl": Term("retain", ("teacher", "temperature"), _kl("teacher")),
+    "forget_kl": Term("forget", ("teacher", "temperature"), _kl("teacher")),
+    "forget_bad_kl": Term("forget", ("bad_teacher", "temperature"), _kl("bad_teacher")),
+    "retain_kl_mean": Term("retain", ("teacher", "temperature"),
+                           _kl("teacher", kl_divergence_elementwise_mean)),
+    "forget_bad_kl_mean": Term("forget", ("bad_teacher", "temperature"),
+                               _kl("bad_teacher", kl_divergence_elementwise_mean)),
+})
 
 
 def register_term(name: str, term: Term) -> None:
   """Adds a loss term usable in `Phase(terms=...)`. Names must be new."""
-  if name in TERMS:
-    raise ValueError(f"Term {name!r} already exists; registered terms: {sorted(TERMS)}.")
-  TERMS[name] = term
+  TERMS.register(name, term)
 
 
 def get_term(name: str) -> Term:
-  if name not in TERMS:
-    raise ValueError(f"Unknown loss term {name!r}; registered terms: {sorted(TERMS)}.")
-  return TERMS[name]
+  return TERMS.get(name)
 
 
 def term_groups(term_names) -> tuple[str, ...]:

@@ -135,6 +135,39 @@ def sgd_with_wd(learning_rate: float, weight_decay: float = 0.0,
                      optax.scale_by_learning_rate(learning_rate))
 
 
+class DecayTowardStartState(NamedTuple):
+  """The parameters at `init`, which the weight decay pulls toward."""
+  start: PyTree
+
+
+def add_decay_toward_start(weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """Adds `weight_decay * (params - params_at_init)`: the gradient of an L2 pull toward the start.
+
+  With the original model as the start this is the `weight_decay / 2 * ||theta - theta_orig||^2`
+  penalty of SCRUB's NegGrad+ notebook, where `optax.add_decayed_weights` pulls toward zero.
+  Padded (always zero) entries start at zero and stay there.
+  """
+
+  def init_fn(params):
+    return DecayTowardStartState(start=params)
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError("add_decay_toward_start needs params in update().")
+    updates = jax.tree.map(lambda g, p, p0: g + (weight_decay * (p - p0)).astype(g.dtype),
+                           updates, params, state.start)
+    return updates, state
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def sgd_toward_start(learning_rate: float, weight_decay: float = 0.0,
+                     momentum: float = 0.9) -> optax.GradientTransformation:
+  """`sgd_with_wd` whose weight decay pulls toward the parameters at init instead of zero."""
+  return optax.chain(add_decay_toward_start(weight_decay), optax.trace(decay=momentum),
+                     optax.scale_by_learning_rate(learning_rate))
+
+
 class MaskedHardState(NamedTuple):
   """The elementwise {0,1} mask (bool leaves) and the inner transform's state."""
   mask: PyTree

@@ -2,7 +2,11 @@
 
     model = unlearn_jax.models.get("preact_resnet18", width=16, num_classes=10)
     variables = model.init(key, x, train=False)   # {'params', 'batch_stats'?}
+
+Widths are integers (hidden units, channels k) except for 'preact_resnet18_scrub', whose width
+is SCRUB's fraction p of the standard channel counts.
 """
+import numbers
 from typing import Callable
 
 import flax.linen as nn
@@ -13,28 +17,38 @@ from unlearn_jax.models.cnn import CNN
 from unlearn_jax.models.mlp import MLP
 from unlearn_jax.models.padding import active_mask, pad_variables, unpad_variables
 from unlearn_jax.models.preact_resnet import PreActResNet18
+from unlearn_jax.registry import Registry
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", {
     "mlp": lambda width, num_classes, depth=2: MLP(int(width), num_classes, depth),
     "cnn": lambda width, num_classes: CNN(int(width), num_classes),
     "preact_resnet18": lambda width, num_classes: PreActResNet18(width, num_classes, "nakkiran"),
     "preact_resnet18_scrub": lambda width, num_classes: PreActResNet18(width, num_classes, "scrub"),
-}
+})
+# Built-in models whose width counts units or channels; int() would silently truncate 2.5 to 2.
+INTEGER_WIDTH_MODELS = ("mlp", "cnn", "preact_resnet18")
 
 
 def get(name: str, width: float, num_classes: int, **kwargs) -> nn.Module:
   """Returns the Flax module `name` at `width` (hidden units, k, or fraction p)."""
-  if name not in MODELS:
-    raise ValueError(f"Unknown model {name!r}; available: {sorted(MODELS)}.")
-  if width <= 0:
+  build = MODELS.get(name)
+  if isinstance(width, bool) or not isinstance(width, numbers.Real):
+    raise ValueError(f"model width must be a number, got {width!r}.")
+  if not 0 < width < float("inf"):
     raise ValueError(f"model width must be positive, got {width}.")
+  if name in INTEGER_WIDTH_MODELS and width != int(width):
+    raise ValueError(f"model {name!r} needs an integer width, got {width}; fractional widths p "
+                     "are only meaningful for 'preact_resnet18_scrub'.")
   if num_classes < 2:
     raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
-  return MODELS[name](width, num_classes, **kwargs)
+  return build(width, num_classes, **kwargs)
 
 
 def num_params(variables) -> int:
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(variables["params"])))
+  """Parameter count of `Variables` or a Flax variables dict (shapes suffice)."""
+  params = variables.params if hasattr(variables, "params") else variables["params"]
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-__all__ = ["MODELS", "get", "num_params", "pad_variables", "unpad_variables", "active_mask"]
+__all__ = ["INTEGER_WIDTH_MODELS", "MODELS", "active_mask", "get", "num_params", "pad_variables",
+           "unpad_variables"]

@@ -1,6 +1,5 @@
 """Fully connected ReLU network; width = hidden units of every hidden layer."""
 import flax.linen as nn
-import jax.numpy as jnp
 
 from unlearn_jax.models.layers import preprocess
 

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from unlearn_jax.train import member_chunks
+
 PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
@@ -69,14 +71,6 @@ def resolve_strategy(spec: str, model_name: str, width: float) -> Strategy:
                      "such as '0,scan' or '1,host'.") from e
 
 
-def _tree_slice(tree, start, stop):
-  return jax.tree.map(lambda x: x[start:stop], tree)
-
-
-def _tree_concat(trees):
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
-
-
 class Driver:
   """Runs `step_fn(carry, data, inputs, key)` for T steps on every member.
 
@@ -122,11 +116,6 @@ class Driver:
 
   def __call__(self, carry, data, inputs, keys):
     """Returns (carry, metrics) with metrics stacked (S, T, ...)."""
-    num = keys.shape[0]
-    chunk = self.strategy.member_chunk or num
-    if chunk >= num:
-      return self._run_chunk(carry, data, inputs, keys)
-    outs = [self._run_chunk(_tree_slice(carry, s, s + chunk), data,
-                            _tree_slice(inputs, s, s + chunk), keys[s:s + chunk])
-            for s in range(0, num, chunk)]
-    return _tree_concat([o[0] for o in outs]), _tree_concat([o[1] for o in outs])
+    return member_chunks.map_member_chunks(
+        lambda c, i, k: self._run_chunk(c, data, i, k), self.strategy.member_chunk, carry,
+        inputs, keys)

@@ -9,7 +9,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def kl_divergence(teacher_logits: jax.Array, student_logits: jax.Array, temperature: float) -> jax.Array:
+def kl_divergence(teacher_logits: jax.Array, student_logits: jax.Array,
+                  temperature: float) -> jax.Array:
   """KL(teacher || student) of temperature-T softmaxes, times T^2 (Hinton et al.), batch mean."""
   t_log = jax.nn.log_softmax(teacher_logits / temperature)
   s_log = jax.nn.log_softmax(student_logits / temperature)

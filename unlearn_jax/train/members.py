@@ -6,7 +6,6 @@ fan-in) and zero-padding it to the bucket's widest shape (see models/padding.py)
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 from typing import Any, Sequence
 
@@ -16,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unlearn_jax import models
-from unlearn_jax.train.state import TrainState
+from unlearn_jax import compile_cache, models
+from unlearn_jax.train.state import TrainState, Variables
 
 PyTree = Any
 
@@ -43,18 +42,19 @@ def member_keys(members: Sequence[Member], stream: int) -> jax.Array:
 
 
 def init_variables(model_name: str, width: float, num_classes: int, seed: int, sample_x,
-                   **model_kwargs) -> PyTree:
+                   **model_kwargs) -> Variables:
   """Initial variables of one model at its own width; the init key depends on the seed only."""
   init = _jitted_init(model_name, width, num_classes, tuple(sorted(model_kwargs.items())))
   return init(jax.random.fold_in(jax.random.key(seed), 0), sample_x)
 
 
-@functools.lru_cache(maxsize=None)
 def _jitted_init(model_name: str, width: float, num_classes: int, model_kwargs: tuple):
   # An eager init dispatches every op separately (tens of seconds for a ResNet); one compiled
   # init per architecture serves every seed.
-  model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
-  return jax.jit(lambda key, x: model.init(key, x, train=False))
+  def build():
+    model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
+    return jax.jit(lambda key, x: Variables.from_flax(model.init(key, x, train=False)))
+  return compile_cache.cached(("init", model_name, width, num_classes, model_kwargs), build)
 
 
 def variable_structure(model_name: str, width: float, num_classes: int, sample_x,
@@ -73,7 +73,8 @@ def _abstract_variables(model_name: str, width: float, num_classes: int, sample_
                         **model_kwargs):
   """(module, shapes and dtypes of its variables) at `width`, without computing anything."""
   model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
-  return model, jax.eval_shape(lambda: model.init(jax.random.key(0), sample_x, train=False))
+  return model, jax.eval_shape(
+      lambda: Variables.from_flax(model.init(jax.random.key(0), sample_x, train=False)))
 
 
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
@@ -91,12 +92,12 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
         != jax.tree.structure(wide_shapes)):
       raise ValueError(f"{model_name} at width {width} has other layers than at width "
                        f"{bucket_width}, so it cannot be zero-padded into it; train them in "
-                       "separate buckets (experiments.setup.width_buckets splits such widths).")
+                       "separate buckets (train.width_buckets with `structure` splits them).")
   variables, masks = [], []
   for m in members:
     narrow = init_variables(model_name, m.width, num_classes, m.seed, sample_x, **model_kwargs)
     variables.append(models.pad_variables(narrow, wide_shapes))
-    masks.append(models.active_mask(narrow["params"], wide_shapes["params"]))
+    masks.append(models.active_mask(narrow.params, wide_shapes.params))
   stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
   variables, masks = stack(variables), stack(masks)
   lrs = jnp.asarray([m.learning_rate for m in members], jnp.float32)
@@ -106,7 +107,7 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
     tx = tx_factory(learning_rate=lr, weight_decay=wd)
     return TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
 
-  state = jax.vmap(init_one)(variables["params"], variables.get("batch_stats", {}), lrs, wds)
+  state = jax.vmap(init_one)(variables.params, variables.batch_stats, lrs, wds)
   return model, state, masks
 
 

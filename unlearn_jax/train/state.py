@@ -1,5 +1,5 @@
-"""Model state and the single-model training step."""
-from typing import Any, NamedTuple
+"""Model variables, training state and the single-model training step."""
+from typing import Any, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -12,12 +12,31 @@ from unlearn_jax.train.losses import cross_entropy
 PyTree = Any
 
 
+class Variables(NamedTuple):
+  """What `apply_model` needs: parameters and BatchNorm statistics (`{}` without BatchNorm).
+
+  The one variables type of the library (originals, teachers, initial variables), member-stacked
+  or not; a plain pytree, so it goes through jit, vmap, padding and checkpoints unchanged.
+  """
+  params: PyTree
+  batch_stats: PyTree
+
+  @classmethod
+  def from_flax(cls, variables: Mapping[str, PyTree]) -> "Variables":
+    """From a Flax variables dict (`model.init`'s {'params', 'batch_stats'?})."""
+    return cls(variables["params"], variables.get("batch_stats", {}) or {})
+
+
 class TrainState(NamedTuple):
   """Everything that changes during training; a plain pytree (member-stacked in sweeps)."""
   step: jax.Array
   params: PyTree
   batch_stats: PyTree
   opt_state: PyTree
+
+  @property
+  def variables(self) -> Variables:
+    return Variables(self.params, self.batch_stats)
 
 
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array,
@@ -37,11 +56,14 @@ def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Ar
   return model.apply(variables, x, train=False), batch_stats
 
 
-def create_train_state(model: nn.Module, variables: PyTree, tx: optax.GradientTransformation
-                       ) -> TrainState:
-  params = variables["params"]
-  return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
-                    tx.init(params))
+def create_train_state(model: nn.Module, variables: Variables | Mapping[str, PyTree],
+                       tx: optax.GradientTransformation) -> TrainState:
+  """A step-0 state of one model from `Variables` or a Flax variables dict."""
+  del model  # the state does not depend on the module, only on its variables
+  if not isinstance(variables, Variables):
+    variables = Variables.from_flax(variables)
+  return TrainState(jnp.zeros((), jnp.int32), variables.params, variables.batch_stats,
+                    tx.init(variables.params))
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, augment: bool):

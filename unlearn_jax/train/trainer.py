@@ -13,31 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
+from unlearn_jax.train.batches import epoch_batches
+from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
 PyTree = Any
 EpochCallback = Callable[[int, TrainState, dict], None]
-
-
-def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) -> jax.Array:
-  """Per-member shuffled batches of pool indices, (S, steps_per_epoch, batch_size).
-
-  Each member draws its own permutation from `fold_in(key, epoch)`; the last partial batch is
-  dropped so every step has the same shape.
-  """
-  steps = len(pool_idx) // batch_size
-  if steps == 0:
-    raise ValueError(f"batch size {batch_size} is larger than the pool of {len(pool_idx)} examples.")
-
-  def one(key):
-    perm = jax.random.permutation(jax.random.fold_in(key, epoch), pool_idx)
-    return perm[: steps * batch_size].reshape(steps, batch_size)
-
-  return jax.vmap(one)(keys)
-
-
-_epoch_batches = jax.jit(epoch_batches, static_argnums=2)
 
 
 class Progress:
@@ -82,7 +65,7 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
   for epoch in range(start_epoch, epochs):
-    batches = _epoch_batches(keys, pool_idx, batch_size, epoch)
+    batches = epoch_batches(keys, pool_idx, batch_size, epoch)
     epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
     state, step_metrics = driver(state, data, batches, epoch_keys)
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
@@ -96,30 +79,22 @@ def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
                    strategy: drivers.Strategy = drivers.Strategy()) -> np.ndarray:
   """Logits (S, N, C) of every member on `x` with frozen BatchNorm statistics."""
   fn = _predict_fn(model, strategy.member_chunk == 1)
-  num = jax.tree.leaves(params)[0].shape[0]
-  chunk = strategy.member_chunk or num
-  out = []
-  for s in range(0, num, chunk):
-    sl = lambda t: jax.tree.map(lambda a: a[s:s + chunk], t)
-    p, bs = sl(params), sl(batch_stats)
-    rows = [np.asarray(fn(p, bs, x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-    out.append(np.concatenate(rows, axis=1))
-  return np.concatenate(out, axis=0)
 
+  def chunk_logits(p, bs):
+    return np.concatenate([np.asarray(fn(p, bs, x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)], axis=1)
 
-_PREDICT_CACHE: dict = {}
+  return np.asarray(map_member_chunks(chunk_logits, strategy.member_chunk, params, batch_stats))
 
 
 def _predict_fn(model, unbatched: bool):
   """Compiled member-stacked inference, cached per module so sweeps compile it once."""
-  key = (model, unbatched)
-  if key not in _PREDICT_CACHE:
+  def build():
     single = lambda p, bs, x: apply_model(model, p, bs, x, bn_train=False)[0]
     if unbatched:
       # One member: skip vmap so XLA:CPU keeps plain (not grouped) convolutions.
       first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-      fn = lambda p, bs, x: single(first(p), first(bs), x)[None]
-    else:
-      fn = jax.vmap(single, in_axes=(0, 0, None))
-    _PREDICT_CACHE[key] = jax.jit(fn)
-  return _PREDICT_CACHE[key]
+      return jax.jit(lambda p, bs, x: single(first(p), first(bs), x)[None])
+    return jax.jit(jax.vmap(single, in_axes=(0, 0, None)))
+
+  return compile_cache.cached(("predict", model, unbatched), build)

@@ -6,6 +6,8 @@ For the selected unlearned members, against their originals (and the retrained r
   * random-direction neighbourhoods of forget, retain and test anchors at radii given as
     fractions of the mean distance between two training inputs: fraction of points relabelled.
 Inputs are mapped to the models' float input space first (planes extend beyond the data range).
+Region changes are cached per (model set, goal, lambda) under a key of the selected members, the
+models' identity, the data's fingerprint and `config.regions`.
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import stage_cache
+from experiments.stages.model_set import ModelSet
+from unlearn_jax import compile_cache
 from unlearn_jax.evaluation import decision_regions as dr
 from unlearn_jax.models.layers import preprocess
 from unlearn_jax.train.state import apply_model
 
+VERSION = 1
 FAMILIES = ("forget", "retain", "test")
 
 
@@ -25,7 +31,6 @@ class RegionProbe:
 
   def __init__(self, splits, cfg, seed: int = 0):
     self.cfg = cfg
-    self._logits_fns = {}
     x_all = np.concatenate([splits.x_train, splits.x_test])
     self.x = preprocess(jnp.asarray(x_all))
     n_train = len(splits.x_train)
@@ -44,12 +49,11 @@ class RegionProbe:
     self.radii = tuple(float(r) * self.mean_distance for r in cfg.radii_fraction)
     self.key = jax.random.fold_in(key, 99)
 
-  def logits_fn(self, model):
+  @staticmethod
+  def logits_fn(model):
     # One function object per module, so the labelling loops compile once per bucket.
-    if model not in self._logits_fns:
-      self._logits_fns[model] = lambda v, x: apply_model(model, v["params"], v["batch_stats"], x,
-                                                         False)[0]
-    return self._logits_fns[model]
+    return compile_cache.cached(("region_logits", model), lambda: (
+        lambda v, x: apply_model(model, v.params, v.batch_stats, x, False)[0]))
 
   def plane_labels(self, model, variables, family: str) -> np.ndarray:
     t = self.triplets[family]
@@ -82,21 +86,71 @@ class RegionProbe:
     return out
 
 
-def index_labels(labels: dict, idx) -> dict:
+class ReferenceLabels:
+  """Probe labels of a bucket's originals and retrained references, computed on first use."""
+
+  def __init__(self, probe: RegionProbe, original: ModelSet, retrained: ModelSet):
+    self._probe, self._sets, self._labels = probe, {"original": original,
+                                                    "retrained": retrained}, {}
+
+  def models(self, name: str) -> ModelSet:
+    return self._sets[name]
+
+  def __getitem__(self, name: str) -> dict:
+    if name not in self._labels:
+      s = self._sets[name]
+      self._labels[name] = self._probe.labels(s.model, s.variables)
+    return self._labels[name]
+
+
+def _index(labels: dict, idx) -> dict:
   return {k: v[np.asarray(idx)] for k, v in labels.items()}
 
 
-def plot_forget_plane(probe: RegionProbe, model, before_vars, after_vars, path: str,
-                      num_classes: int, title: str) -> None:
-  """Draws the first forget-anchored plane of one member before and after unlearning."""
-  t = probe.triplets["forget"][:1]
-  x1, x2, x3 = probe.x[t[:, 0]], probe.x[t[:, 1]], probe.x[t[:, 2]]
-  res, margin = probe.cfg.plot_resolution, probe.cfg.margin
-  fn = probe.logits_fn(model)
-  before = dr.plane_labels(fn, before_vars, x1, x2, x3, res, margin, probe.cfg.batch_size)[0, 0]
-  after = dr.plane_labels(fn, after_vars, x1, x2, x3, res, margin, probe.cfg.batch_size)[0, 0]
-  _, _, _, anchor_ab = dr.plane_basis(x1[0], x2[0], x3[0])
-  a_values, b_values = dr.plane_axes(anchor_ab, res, margin)
-  dr.plot_plane(before, after, np.asarray(a_values), np.asarray(b_values), np.asarray(anchor_ab),
-                path, num_classes, titles=(f"original ({title})", "unlearned"),
-                anchor_names=("forget x1", "forget x2", "forget x3"))
+def _cached(ctx, stem, key, compute) -> dict:
+  key = {"stage": "regions", "version": VERSION, "data": ctx.fingerprint,
+         "regions": ctx.config.regions.to_dict(), "split_seed": ctx.config.dataset.split_seed,
+         **key}
+  arrays = stage_cache.load_or_compute(
+      stem, key, lambda: {f"{s}:{m}": v for (s, m), v in compute().items()}, write=ctx.writer)
+  return {tuple(k.split(":")): v for k, v in arrays.items()}
+
+
+def _nan_where(bad: np.ndarray, changes: dict) -> dict:
+  # A diverged model has no decision regions: its changes are NaN, not 0 or 1.
+  return {k: np.where(bad, np.nan, np.asarray(v)) for k, v in changes.items()}
+
+
+def retrain_vs_original(ctx, refs: ReferenceLabels, original: ModelSet,
+                        retrained: ModelSet) -> dict:
+  """{(family, metric): (S,)}: how retraining from scratch changed each original's regions."""
+  stem = ctx.layout.regions("retrained", original.widths)
+  key = {"members": original.members, "models": [original.identity, retrained.identity]}
+  changes = _cached(ctx, stem, key, lambda: ctx.probe.changes(refs["original"],
+                                                              refs["retrained"]))
+  return _nan_where(original.diverged | retrained.diverged, changes)
+
+
+def run(ctx, refs: ReferenceLabels, unlearned: ModelSet, retrained: ModelSet, chosen, goal: str,
+        lam: float) -> dict:
+  """{(family, metric): (len(chosen),)} for the chosen members, vs their original (`*_changed`)
+  and vs their retrained reference (`*_changed_vs_retrained`)."""
+  origin = unlearned.origin[chosen]
+
+  def compute():
+    after = ctx.probe.labels(unlearned.model, unlearned.take(chosen))
+    changes = ctx.probe.changes(_index(refs["original"], origin), after)
+    vs_retrained = ctx.probe.changes(_index(refs["retrained"], origin), after)
+    changes.update({(s, m + "_vs_retrained"): v for (s, m), v in vs_retrained.items()})
+    return changes
+
+  stem = ctx.layout.regions(unlearned.name, unlearned.widths, goal, lam)
+  key = {"members": [unlearned.members[j] for j in chosen], "models": unlearned.identity,
+         "retrained": retrained.identity}
+  changes = _cached(ctx, stem, key, compute)
+  bad = unlearned.diverged[chosen]
+  out = {}
+  for k, v in changes.items():
+    out[k] = np.where(bad | (retrained.diverged[origin] if k[1].endswith("retrained") else False),
+                      np.nan, v)
+  return out

@@ -1,0 +1,73 @@
+"""Settings that would otherwise fail late (after training) or silently give wrong or empty
+tables, checked before any data is loaded."""
+from __future__ import annotations
+
+import numbers
+
+from experiments import evaluators as evaluators_lib
+from experiments.stages.unlearn import method_with_config
+from unlearn_jax import methods as methods_lib
+from unlearn_jax.evaluation import tuning
+
+# Models whose width is a fraction p of the standard channel counts; the others count units.
+FRACTIONAL_WIDTH_MODELS = ("preact_resnet18_scrub",)
+
+
+def check(config) -> None:
+  _check_widths(config)
+  _check_positive(config, ("train.batch_size", "train.epochs", "train.checkpoint_every",
+                           "unlearn.batch_size", "eval_batch_size", "dataset.forget_size"))
+  if not config.seeds:
+    raise ValueError("config.seeds is empty; give at least one seed, e.g. --config.seeds='(0,)'.")
+  _check_unlearn(config)
+  unknown = sorted(set(config.eval.goals) - set(tuning.OBJECTIVES))
+  if unknown:
+    raise ValueError(f"config.eval.goals has unknown goal(s) {unknown}; allowed: "
+                     f"{sorted(tuning.OBJECTIVES)}.")
+  if config.regions.lam not in tuple(config.eval.lambdas):
+    raise ValueError(f"config.regions.lam={config.regions.lam} must be one of config.eval.lambdas "
+                     f"{tuple(config.eval.lambdas)}: regions, epsilon scores and plane figures "
+                     "are computed for the points selected at that lambda.")
+  evaluators_lib.from_config(config)
+
+
+def _check_widths(config) -> None:
+  widths = tuple(config.widths)
+  if not widths:
+    raise ValueError("config.widths is empty; e.g. --config.widths='(4,16,64)'.")
+  fractional = config.model.name in FRACTIONAL_WIDTH_MODELS
+  for w in widths:
+    ok = (isinstance(w, numbers.Real) and not isinstance(w, bool) and w > 0
+          and (fractional or float(w).is_integer()))
+    if not ok:
+      allowed = ("positive numbers (fractions p of the standard widths)" if fractional
+                 else "positive integers")
+      raise ValueError(f"config.widths has {w!r} (in {widths}); model {config.model.name!r} "
+                       f"needs {allowed}.")
+
+
+def _check_positive(config, fields) -> None:
+  for field in fields:
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+      raise ValueError(f"config.{field}={value!r}; it must be a positive integer.")
+
+
+def _check_unlearn(config) -> None:
+  """Unknown method names anywhere in config.unlearn, and settings that would be ignored."""
+  u, known = config.unlearn, set(methods_lib.names())
+  for field, names in (("methods", list(u.methods)), ("grids", list(u.grids)),
+                       ("epochs", list(u.epochs)), ("hparams", list(u.hparams))):
+    unknown = sorted(set(names) - known)
+    if unknown:
+      raise ValueError(f"config.unlearn.{field} names unknown method(s) {unknown}; allowed: "
+                       f"{sorted(known)}.")
+    if "retrain" in names and field != "methods":
+      raise ValueError(f"config.unlearn.{field}['retrain'] would be ignored: the retrained "
+                       "references follow config.train (learning rate, weight decay, epochs, "
+                       "batch size); set those instead.")
+  for name in u.methods:
+    if name != "retrain":
+      method_with_config(config, name)   # unknown hyperparameter names raise here

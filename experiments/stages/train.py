@@ -1,0 +1,111 @@
+"""Stage: train a bucket's members (originals on the train split, retrained references on the
+retain set), resumable from per-epoch Orbax checkpoints.
+
+A checkpoint made under other settings (members, training recipe, dataset settings and content,
+model) is refused with the settings that differ, never silently continued.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from experiments.stages.model_set import ModelSet
+from experiments.layout import bucket_tag
+from unlearn_jax import train as train_lib
+from unlearn_jax.checkpoints import StageCheckpointer
+from unlearn_jax.train import sharding
+
+# name -> (which examples it trains on, the data-order stream of its members' keys)
+STAGES = {"original": ("train", 0), "retrained": ("retain", 1)}
+
+
+@dataclasses.dataclass
+class TrainedBucket:
+  """A bucket's trained members (the widest module applies all of them) and their optimizer
+  factory inputs, which unlearning needs to start from them."""
+  models: ModelSet
+  members: list[train_lib.Member]
+  state: train_lib.TrainState
+  mask: Any
+
+
+def run(ctx, name: str, widths) -> TrainedBucket:
+  """Trains (or resumes, or loads) stage `name` ('original' or 'retrained') of one bucket."""
+  config, splits, t = ctx.config, ctx.splits, ctx.config.train
+  pool_name, stream = STAGES[name]
+  pool_idx = np.arange(len(splits.y_train)) if pool_name == "train" else splits.retain_idx
+  members = train_lib.member_grid(config.seeds, widths, [t.learning_rate], [t.weight_decay])
+  steps_per_epoch = len(pool_idx) // t.batch_size
+  tx_factory = train_lib.make_optimizer(t.optimizer, t.schedule, t.epochs * steps_per_epoch,
+                                        momentum=t.momentum)
+  model, state, mask = train_lib.init_members(config.model.name, members, splits.num_classes,
+                                              ctx.sample_x, tx_factory,
+                                              **dict(config.model.kwargs))
+  strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths))
+  tag = bucket_tag(widths)
+  ckpt = StageCheckpointer(ctx.layout.trained(name, widths))
+  # What determines the trained models: a checkpoint made under other settings is refused.
+  train_settings = {k: v for k, v in t.to_dict().items() if k != "checkpoint_every"}
+  identity = json.loads(json.dumps({
+      "members": [dataclasses.asdict(m) for m in members], "train": train_settings,
+      "dataset": config.dataset.to_dict(), "data": ctx.fingerprint,
+      "model": config.model.to_dict()}))
+  meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
+  start, seconds = 0, 0.0
+  if ckpt.latest_step() is not None:
+    saved_meta = ckpt.read_meta()
+    changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
+    if changed:
+      raise ValueError(f"{ckpt.directory} was trained with other {', '.join(changed)} settings "
+                       "than the config asks for; use a new --workdir or delete that stage "
+                       "directory.")
+    state, saved = ckpt.restore(jax.eval_shape(lambda: state))
+    start, seconds = saved["epoch"], saved.get("seconds", 0.0)
+    logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
+  if start < t.epochs:
+    state, seconds = _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream,
+                            members, strategy, ckpt, meta, start, seconds)
+  ckpt.close()
+  table = [dataclasses.asdict(m) | {"hparams": {}} for m in members]
+  models = ModelSet(name, tuple(widths), table, model, state.variables, strategy,
+                    np.arange(len(members)), identity, seconds)
+  ctx.note_diverged(name, tag, models)
+  return TrainedBucket(models, members, state, mask)
+
+
+def _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream, members, strategy,
+           ckpt, meta, start, seconds):
+  t, num, tag = ctx.config.train, len(members), bucket_tag(widths)
+  t_start, prior, elapsed = time.time(), seconds, {}
+
+  def checkpoint(epoch, st, _):
+    # Checkpoints hold the unpadded members, so a run may resume on another device count.
+    if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+      elapsed["seconds"] = prior + time.time() - t_start
+      ckpt.save(epoch, sharding.unpad_members(st, num), dict(meta, epoch=epoch, **elapsed))
+
+  data = ctx.data
+  keys = train_lib.member_keys(members, stream)
+  if strategy.member_chunk == 0 and jax.device_count() > 1:
+    mesh = sharding.member_mesh()
+    padded = sharding.padded_count(num, jax.device_count())
+    state = sharding.shard_members(sharding.pad_members(state, padded), mesh)
+    keys = sharding.pad_members(keys, padded)
+    data = sharding.replicate(data, mesh)
+  logging.info("%s widths %s: %d members, strategy %s, %d device(s)", name, widths, num,
+               strategy, jax.device_count())
+  state, _ = train_lib.train(
+      model, train_lib.any_optimizer(tx_factory), state, data, pool_idx, keys,
+      epochs=t.epochs, batch_size=t.batch_size, augment=t.augment, strategy=strategy,
+      start_epoch=start, callback=checkpoint, name=f"{name} {tag}")
+  state = sharding.unpad_members(state, num)
+  if jax.process_count() > 1:
+    # Later stages are cheap and run the same on every process: gather the members here.
+    state = jax.tree.map(jax.numpy.asarray, sharding.to_host(state))
+  return state, elapsed["seconds"]   # as saved with the last epoch, so a rerun reports the same

@@ -1,0 +1,105 @@
+"""Running a gradient method: epochs of phases, each phase a driven pass of `phase_step`.
+
+Per epoch and phase every member draws its own batches (train.batches: phase key
+fold_in(fold_in(key, 1 + phase), epoch), one stream per batch group); a gated phase (SCRUB's max
+pass) runs only for the members whose gate is on, the others keep their state.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unlearn_jax.methods import importance
+from unlearn_jax.methods import terms as terms_lib
+from unlearn_jax.methods.method import Method
+from unlearn_jax.methods.phase_step import optimizer_init, phase_driver
+from unlearn_jax.train.batches import member_batches
+from unlearn_jax.train.state import TrainState, Variables
+
+
+@jax.jit
+def _phase_keys(keys, phase_index, epoch):
+  return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1 + phase_index), epoch))(
+      keys)
+
+
+@jax.jit
+def _stream_keys(phase_keys, stream):
+  return jax.vmap(lambda k: jax.random.fold_in(k, stream))(phase_keys)
+
+
+@jax.jit
+def _step_keys(phase_keys):
+  return jax.vmap(lambda k: jax.random.fold_in(k, 2))(phase_keys)
+
+
+def run_gradient_method(method: Method, model, original: Variables, data, retain_idx,
+                        forget_idx, keys, hp, mask, init_variables: Variables | None, *,
+                        epochs: int, batch_size: int, forget_batch_size: int, strategy,
+                        augment: bool) -> tuple[TrainState, dict]:
+  """Unlearns every member with `method`'s phases; see `methods.unlearn` for the arguments.
+
+  Returns:
+    (state, metrics): metrics '<phase>/<term>' (S,) are, per member, the mean loss over the last
+    epoch in which that member's phase ran (NaN if it never ran for that member).
+  """
+  num = keys.shape[0]
+  sizes = {"retain": (retain_idx, batch_size), "forget": (forget_idx, forget_batch_size)}
+  for name, (idx, _) in sizes.items():
+    if len(idx) == 0 and any(name in terms_lib.term_groups(p.terms) for p in method.phases):
+      raise ValueError(f"method {method.name!r} needs a non-empty {name} set.")
+  phase_steps = [math.ceil(len(sizes[p.pool][0]) / sizes[p.pool][1]) for p in method.phases]
+  steps_per_epoch = sum(phase_steps)
+
+  needs = terms_lib.term_needs([t for p in method.phases for t in p.terms])
+  ctx = {"hp": {k: hp[k] for k in method.data_hparam_names}}
+  if "teacher" in needs:
+    ctx["teacher"] = original
+  if "bad_teacher" in needs:
+    if init_variables is None:
+      raise ValueError(f"method {method.name!r} needs init_variables (member-stacked, padded "
+                       "randomly initialised variables) for its random teacher.")
+    ctx["bad_teacher"] = init_variables
+
+  member_ctx, shared_ctx = {}, {}
+  if "saliency_mask" in method.context_args:
+    member_ctx["saliency_mask"] = importance.saliency_masks(
+        model, original, data, forget_idx, mask, hp["salient_fraction"], batch_size=batch_size,
+        strategy=strategy)
+  if "num_active" in method.context_args:
+    member_ctx["num_active"] = importance.count_active(mask).astype(jnp.float32)
+  if "steps_per_epoch" in method.context_args:
+    shared_ctx["steps_per_epoch"] = steps_per_epoch
+  if "total_steps" in method.context_args:
+    shared_ctx["total_steps"] = steps_per_epoch * epochs
+  tx_hp = {k: hp[k] for k in method.tx_hparam_names}
+  opt_state = optimizer_init(method)(original.params, tx_hp, member_ctx, shared_ctx)
+  state = TrainState(jnp.zeros((num,), jnp.int32), original.params, original.batch_stats,
+                     opt_state)
+
+  metrics = {}
+  num_classes = int(model.num_classes)
+  for epoch in range(epochs):
+    for i, (phase, steps) in enumerate(zip(method.phases, phase_steps)):
+      inputs, on = {}, None
+      if phase.while_epoch_below is not None:
+        on = np.asarray(epoch < hp[phase.while_epoch_below])
+        if not on.any():
+          continue
+        inputs["on"] = jnp.broadcast_to(jnp.asarray(on)[:, None], (num, steps))
+      pkeys = _phase_keys(keys, i, epoch)
+      for stream, g in enumerate(terms_lib.term_groups(phase.terms)):
+        idx, bs = sizes[g]
+        inputs[g] = member_batches(_stream_keys(pkeys, stream), idx, bs, steps)
+      driver = phase_driver(model, method, phase, num_classes, augment, strategy)
+      (state, _), step_metrics = driver((state, ctx), data, inputs, _step_keys(pkeys))
+      for term, values in step_metrics.items():
+        name, mean = f"{phase.name}/{term}", values.mean(axis=1)
+        if on is not None:
+          # A member whose gate is off computed the losses but took no step: keep its value.
+          mean = jnp.where(on, mean, metrics.get(name, jnp.full_like(mean, jnp.nan)))
+        metrics[name] = mean
+  return state, metrics

@@ -1,0 +1,69 @@
+"""Hyperparameter grids on the member axis: seeds x grid points as one axis of members.
+
+Every hyperparameter is a (S,) array, lifted into the optimizer state or carried as loss /
+schedule data, so one compiled step serves the whole grid:
+
+    originals, hparams, points = expand_grid(originals, method.grid)   # S seeds -> S * G members
+    keys = repeat_members(seed_keys, len(points))                       # same data order per seed
+"""
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unlearn_jax.train.members import take_members
+
+if TYPE_CHECKING:
+  from unlearn_jax.methods.method import Method
+
+PyTree = Any
+
+
+def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
+  """All combinations of a {name: values} grid, last name varying fastest."""
+  names = list(grid)
+  return [dict(zip(names, map(float, vals))) for vals in itertools.product(*grid.values())]
+
+
+def repeat_members(tree: PyTree, repeats: int) -> PyTree:
+  """Repeats every member `repeats` times in place: member s -> s * repeats + g (typed keys ok)."""
+  num = jax.tree.leaves(tree)[0].shape[0]
+  return take_members(tree, np.repeat(np.arange(num), repeats))
+
+
+def expand_grid(tree: PyTree, grid: Mapping[str, Sequence[float]]
+                ) -> tuple[PyTree, dict[str, jax.Array], list[dict[str, float]]]:
+  """Expands S originals x a grid of G points into S * G members (seed-major).
+
+  Returns:
+    (tree repeated to S * G members, hyperparameters {name: (S * G,) float32}, the G points).
+    Member s * G + g is original s with grid point g.
+  """
+  points = grid_points(grid)
+  num = jax.tree.leaves(tree)[0].shape[0]
+  hparams = {k: jnp.asarray(np.tile([p[k] for p in points], num), jnp.float32) for k in grid}
+  return repeat_members(tree, len(points)), hparams, points
+
+
+def member_hparams(method: Method, hparams: Optional[Mapping[str, Any]], num: int
+                   ) -> dict[str, jax.Array]:
+  """The method's defaults overridden by `hparams`, each as a (num,) float32 array."""
+  hparams = dict(hparams or {})
+  unknown = sorted(set(hparams) - set(method.defaults))
+  if unknown:
+    raise ValueError(f"Unknown hyperparameter(s) {unknown} for method {method.name!r}; "
+                     f"allowed: {sorted(method.defaults)}.")
+  out = {}
+  for k, default in method.defaults.items():
+    v = jnp.asarray(hparams.get(k, default), jnp.float32)
+    if v.ndim == 0:
+      v = jnp.full((num,), v)
+    if v.shape != (num,):
+      raise ValueError(f"hyperparameter {k!r} must be a scalar or have shape ({num},) (one value "
+                       f"per member), got {v.shape}.")
+    out[k] = v
+  return out

@@ -1,0 +1,107 @@
+"""One step of one phase of a gradient method, for ONE model, and its cached driver.
+
+The step draws the phase's batches (with augmentation, random labels and teacher logits as its
+terms need), takes one gradient per term and hands `{term: gradient}` to the method's lifted
+optimizer, whose hyperparameters live in each member's state: one instance serves every member.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from unlearn_jax import compile_cache
+from unlearn_jax.data.augment import augment_batch
+from unlearn_jax.methods import terms as terms_lib
+from unlearn_jax.methods.method import Method, Phase
+from unlearn_jax.train import drivers
+from unlearn_jax.train.state import TrainState, apply_model
+
+
+def lifted_tx(method: Method):
+  """The method's factory with every numeric argument liftable into the optimizer state."""
+  return optax.inject_hyperparams(method.tx, hyperparam_dtype=jnp.float32)
+
+
+def _any_tx(method: Method) -> optax.GradientTransformationExtraArgs:
+  """One instance serving every member: numeric values are read from each member's state."""
+  # Context arguments only need init's kind: a mask tree (None here) or a number.
+  placeholders = {name: None if name == "saliency_mask" else 1.0
+                  for name in method.context_args}
+  return lifted_tx(method)(**{k: 0.0 for k in method.tx_hparam_names}, **placeholders)
+
+
+def make_phase_step(model, method: Method, phase: Phase, num_classes: int, augment: bool):
+  """`step(carry, data, inputs, key)` for ONE model, carry = (TrainState, context).
+
+  context: {'hp': {name: scalar}, 'teacher': Variables?, 'bad_teacher': Variables?}.
+  inputs: {'retain': (B,) idx?, 'forget': (B_f,) idx?, 'on': bool? (gated phases)}.
+  """
+  tx = _any_tx(method)
+  groups = terms_lib.term_groups(phase.terms)
+  by_group = {g: [t for t in phase.terms if terms_lib.get_term(t).group == g] for g in groups}
+  gated = phase.while_epoch_below is not None
+
+  def step(carry, data, inputs, key):
+    state, ctx = carry
+    xs, refs = {}, {}
+    for gi, g in enumerate(groups):
+      idx = inputs[g]
+      x = data["x"][idx]
+      if augment:
+        x = augment_batch(jax.random.fold_in(key, gi), x)
+      needs = terms_lib.term_needs(by_group[g])
+      r = {"y": data["y"][idx]}
+      if "random_labels" in needs:
+        r["random_y"] = jax.random.randint(jax.random.fold_in(key, 10 + gi), idx.shape, 0,
+                                           num_classes)
+      for who in ("teacher", "bad_teacher"):
+        if who in needs:
+          teacher = ctx[who]
+          logits, _ = apply_model(model, teacher.params, teacher.batch_stats, x, bn_train=False)
+          r[f"{who}_logits"] = jax.lax.stop_gradient(logits)
+      if "temperature" in needs:
+        r["temperature"] = ctx["hp"]["temperature"]
+      xs[g], refs[g] = x, r
+
+    def group_losses(params, g, batch_stats):
+      logits, batch_stats = apply_model(model, params, batch_stats, xs[g], phase.bn_train)
+      return {t: terms_lib.get_term(t).fn(logits, refs[g]) for t in by_group[g]}, batch_stats
+
+    # One vjp per group, so each term's backward pass runs through its own group's graph only.
+    # BN running averages see the retain batch, then the forget batch; in train mode a batch is
+    # normalised with its own statistics, so the order does not change any loss.
+    grads, losses, batch_stats = {}, {}, state.batch_stats
+    for g in groups:
+      g_grads, g_losses, batch_stats = terms_lib.per_term_grads(
+          lambda p, g=g, bs=batch_stats: group_losses(p, g, bs), state.params)
+      grads.update(g_grads)
+      losses.update(g_losses)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = TrainState(state.step + 1, params, batch_stats, opt_state)
+    if gated:
+      new = jax.tree.map(lambda a, b: jnp.where(inputs["on"], a, b), new, state)
+    return (new, ctx), losses
+
+  return step
+
+
+def phase_driver(model, method: Method, phase: Phase, num_classes: int, augment: bool,
+                 strategy: drivers.Strategy) -> drivers.Driver:
+  """The phase's step under `strategy`, compiled once per (model, method factory, phase, ...)."""
+  key = ("phase", model, method.tx, phase, num_classes, augment, strategy)
+  return compile_cache.cached(key, lambda: drivers.Driver(
+      make_phase_step(model, method, phase, num_classes, augment), strategy))
+
+
+def optimizer_init(method: Method):
+  """jit(vmap(init)) of the lifted optimizer: per-member hyperparameters and context."""
+  def build():
+    lifted = lifted_tx(method)
+
+    def init_one(params, hp, member_ctx, shared_ctx):
+      return lifted(**hp, **member_ctx, **shared_ctx).init(params)
+
+    return jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None)))
+  return compile_cache.cached(("opt_init", method.tx), build)
