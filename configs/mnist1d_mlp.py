@@ -16,12 +16,12 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, smoke=False)
+  arg = common.parse_arg(arg, smoke=False, seeds=10)
   c = common.base_config()
   c.dataset.name = "mnist1d"
   c.model.name, c.model.kwargs = "mlp", {"depth": 2}
   c.widths = (4, 8, 16, 32, 64, 128, 256)
-  c.seeds = (0, 1, 2)
+  c.seeds = tuple(range(arg.seeds))
   c.train.epochs = 150
   c.train.checkpoint_every = 25
   # The methods' default grids follow the reference code's CIFAR/ResNet values, which barely

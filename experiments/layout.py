@@ -4,8 +4,12 @@
       original/widths_<tag>/           Orbax checkpoints of the originals (per width bucket)
       retrained/widths_<tag>/          ... of the retrained references
       unlearn/<method>/widths_<tag>_<key>/   unlearned members over the method's grid
+      group_original/, group_retrained/, forgetting_score/<method>/   the forgetting score's
+                                       many models (one original unlearned K times, K + K
+                                       retrained, K originals of other seeds)
       cache/evaluate/<set>_widths_<tag>.{npz,json}   evaluator outputs per model set
       cache/regions/<set>_widths_<tag>[_<goal>_<lam>].{npz,json}   decision-region changes
+      cache/forgetting_score/<group>_widths_<tag>.{npz,json}   the groups' forget confidences
       figures/*.png, results.csv, report.md, run_info.json
       .lock                            held while a run is in progress
 
@@ -36,6 +40,13 @@ class Layout:
 
   def unlearned(self, method: str, widths, key: str) -> str:
     return self._path("unlearn", method, f"widths_{bucket_tag(widths)}_{key}")
+
+  def group_unlearned(self, method: str, widths, key: str) -> str:
+    """The forgetting score's K unlearning runs from one original (per bucket)."""
+    return self._path("forgetting_score", method, f"widths_{bucket_tag(widths)}_{key}")
+
+  def group_confidences(self, model_set: str, widths) -> str:
+    return self._path("cache", "forgetting_score", f"{model_set}_widths_{bucket_tag(widths)}")
 
   def evaluation(self, model_set: str, widths) -> str:
     """Cache stem (no extension) of the evaluator outputs of one model set of a bucket."""

@@ -9,24 +9,40 @@ from collections import defaultdict
 import numpy as np
 
 from experiments import plots
+from unlearn_jax.evaluation import intervals, tuning
 
 STUDY_METHODS = ("scrub", "neggrad_plus", "l1_sparse")
 FORGET_USING = ("scrub", "neggrad_plus")
 
 
 class Table:
-  """Values over seeds, keyed by (stage, method, width, goal, lam, split, metric)."""
+  """Values per seed, keyed by (stage, method, width, goal, lam, split, metric)."""
 
   def __init__(self, rows):
     self.values = defaultdict(list)
+    self.seeds = defaultdict(list)
     for r in rows:
       lam = r["lam"] if r["lam"] == "" else float(r["lam"])
       key = (r["stage"], r["method"], float(r["width"]), r["goal"], lam, r["split"], r["metric"])
       self.values[key].append(float(r["value"]))
+      self.seeds[key].append(str(r["seed"]))
     self.widths = sorted({k[2] for k in self.values})
 
   def get(self, stage, method, width, split, metric, goal="", lam="") -> np.ndarray:
     return np.asarray(self.values.get((stage, method, float(width), goal, lam, split, metric), []))
+
+  def per_seed(self, stage, method, width, split, metric, goal="", lam="") -> dict:
+    """{seed: value}; selected models flagged degenerate are left out (see `degenerate`)."""
+    key = (stage, method, float(width), goal, lam, split, metric)
+    out = dict(zip(self.seeds.get(key, []), self.values.get(key, [])))
+    if stage == "selected":
+      flags = self.per_seed_raw(stage, method, width, "val", "degenerate", goal, lam)
+      out = {s: v for s, v in out.items() if flags.get(s, 0.0) != 1.0}
+    return out
+
+  def per_seed_raw(self, stage, method, width, split, metric, goal="", lam="") -> dict:
+    key = (stage, method, float(width), goal, lam, split, metric)
+    return dict(zip(self.seeds.get(key, []), self.values.get(key, [])))
 
   def stat(self, *args, **kw) -> tuple[float, float]:
     v = self.get(*args, **kw)
@@ -41,73 +57,119 @@ def _fmt(ms) -> str:
   return f"{ms[0]:.3f} ± {ms[1]:.3f}"
 
 
-def findings(t: Table, lambdas) -> list[dict]:
-  """The study's four findings, each with measured numbers and whether it holds here."""
+class Paired:
+  """A statistic per seed (seeds present and finite in every input), its mean and 95% bootstrap
+  interval over seeds."""
+
+  def __init__(self, fn, *per_seed: dict):
+    seeds = sorted(set.intersection(*(set(d) for d in per_seed)), key=_seed_order)
+    values = np.asarray([fn(*(d[s] for d in per_seed)) for s in seeds], np.float64)
+    self.values = values[np.isfinite(values)]
+    self.mean = float(self.values.mean()) if len(self.values) else math.nan
+    self.low, self.high = intervals.bootstrap_interval(self.values)
+
+  def __str__(self) -> str:
+    return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] (n={len(self.values)})"
+
+  def at_least(self, threshold: float) -> str:
+    return intervals.verdict_at_least(self.low, self.high, threshold)
+
+  def at_most(self, threshold: float) -> str:
+    return intervals.verdict_at_most(self.low, self.high, threshold)
+
+
+def _seed_order(seed: str):
+  return (0, int(seed)) if seed.lstrip("-").isdigit() else (1, seed)
+
+
+VERDICT_RULE = (
+    "Each number is a mean over seeds with its 95% percentile-bootstrap interval (2,000 "
+    "resamples of the seeds; n = seeds whose models are finite and, for selected models, not "
+    "degenerate). Comparisons are paired by seed (the unlearned model against its own original). "
+    "A condition holds when its whole interval satisfies it, does not hold when none of it does, "
+    "and is inconclusive otherwise; 'some method' takes the best of the methods' verdicts, "
+    "'and' the worst.")
+
+
+def findings(t: Table, lambdas, max_cost: float) -> list[dict]:
+  """The study's four findings: numbers with intervals and a verdict decided by the intervals."""
   narrow, wide = t.widths[0], t.widths[-1]
   lam_hi = max(lambdas)
   out = []
-
-  def abs_gap(stage, method, w, **kw):
-    v = np.abs(t.get(stage, method, w, "forget", "gap_val", **kw))
-    v = v[np.isfinite(v)]
-    return (float(v.mean()), float(v.std())) if len(v) else (math.nan, math.nan)
-
-  test0 = t.stat("original", "original", wide, "test", "error")
-  gap0 = abs_gap("original", "original", wide)
-  forget0 = t.stat("original", "original", wide, "forget", "error")
-  lines, holds_p, holds_b = [], False, False
+  orig = lambda w, split, metric: t.per_seed("original", "original", w, split, metric)
+  sel = lambda m, goal, split, metric: t.per_seed("selected", m, wide, split, metric, goal=goal,
+                                                  lam=lam_hi)
+  gap0, test0, forget0 = (orig(wide, "forget", "gap_val"), orig(wide, "test", "error"),
+                          orig(wide, "forget", "error"))
+  privacy, bias, lines = [], [], []
   for m in STUDY_METHODS:
-    gap = abs_gap("selected", m, wide, goal="privacy", lam=lam_hi)
-    test_p = t.stat("selected", m, wide, "test", "error", goal="privacy", lam=lam_hi)
-    forget_b = t.stat("selected", m, wide, "forget", "error", goal="bias_removal", lam=lam_hi)
-    test_b = t.stat("selected", m, wide, "test", "error", goal="bias_removal", lam=lam_hi)
-    holds_p |= gap[0] <= 0.5 * gap0[0] and test_p[0] - test0[0] <= 0.05
-    holds_b |= forget_b[0] - forget0[0] >= 0.2 and test_b[0] - test0[0] <= 0.05
-    lines.append(f"{m}: privacy |gap| {_fmt(gap)} at test error {_fmt(test_p)}; bias removal "
-                 f"forget error {_fmt(forget_b)} at test error {_fmt(test_b)}")
+    shrink = Paired(lambda g, g0: 0.5 * abs(g0) - abs(g), sel(m, "privacy", "forget", "gap_val"),
+                    gap0)
+    cost_p = Paired(lambda a, b: a - b, sel(m, "privacy", "test", "error"), test0)
+    rise = Paired(lambda a, b: a - b, sel(m, "bias_removal", "forget", "error"), forget0)
+    cost_b = Paired(lambda a, b: a - b, sel(m, "bias_removal", "test", "error"), test0)
+    privacy.append(intervals.all_of([shrink.at_least(0.0), cost_p.at_most(max_cost)]))
+    bias.append(intervals.all_of([rise.at_least(0.2), cost_b.at_most(max_cost)]))
+    lines.append(f"{m}: privacy: half the original |gap| minus the new |gap| {shrink}, test-error "
+                 f"cost {cost_p} -> {privacy[-1]}; bias removal: forget-error rise {rise}, "
+                 f"test-error cost {cost_b} -> {bias[-1]}")
+  holds_p, holds_b = intervals.any_of(privacy), intervals.any_of(bias)
   out.append(dict(
       title="1. Wide models: much privacy / bias removal at a modest test-error cost",
       criterion=(f"at width {wide:g}, lambda {lam_hi:g}, some study method at least halves the "
                  "|forget - val| error gap (privacy) / raises forget error by >= 0.2 (bias "
-                 "removal), each at <= 0.05 extra test error"),
-      numbers=[f"original: |gap| {_fmt(gap0)}, forget error {_fmt(forget0)}, test error "
-               f"{_fmt(test0)}"] + lines,
-      holds=bool(holds_p and holds_b),
-      detail=f"privacy part holds: {holds_p}; bias-removal part holds: {holds_b}"))
+                 f"removal), each at <= {max_cost:g} extra test error"),
+      numbers=[f"original: |gap| {Paired(abs, gap0)}, forget error {Paired(float, forget0)}, "
+               f"test error {Paired(float, test0)}"] + lines,
+      verdict=intervals.all_of([holds_p, holds_b]),
+      detail=f"privacy part: {holds_p}; bias-removal part: {holds_b}"))
 
-  gap_n, gap_w = abs_gap("original", "original", narrow), gap0
-  test_n = t.stat("original", "original", narrow, "test", "error")
+  gap_n, test_n = orig(narrow, "forget", "gap_val"), orig(narrow, "test", "error")
+  more_private = Paired(lambda gw, gn: abs(gw) - abs(gn), gap0, gap_n)
+  worse = Paired(lambda tn, tw: tn - tw, test_n, test0)
   out.append(dict(
       title="2. Underparameterized models are fairly private already but generalise worse",
       criterion=(f"the original width-{narrow:g} model has a smaller |forget - val| gap and a "
-                 f"higher test error than the original width-{wide:g} model"),
-      numbers=[f"width {narrow:g}: |gap| {_fmt(gap_n)}, test error {_fmt(test_n)}",
-               f"width {wide:g}: |gap| {_fmt(gap_w)}, test error {_fmt(test0)}"],
-      holds=bool(gap_n[0] < gap_w[0] and test_n[0] > test0[0])))
+                 f"higher test error than the original width-{wide:g} model of the same seed"),
+      numbers=[f"width {narrow:g}: |gap| {Paired(abs, gap_n)}, test error {Paired(float, test_n)}",
+               f"width {wide:g}: |gap| {Paired(abs, gap0)}, test error {Paired(float, test0)}",
+               f"|gap| difference (wide - narrow) {more_private}; test-error difference "
+               f"(narrow - wide) {worse}"],
+      verdict=intervals.all_of([more_private.at_least(0.0), worse.at_least(0.0)])))
 
-  rise = {m: t.stat("selected", m, wide, "forget", "error", goal="bias_removal", lam=lam_hi)[0]
-          - forget0[0] for m in STUDY_METHODS}
-  best_forget = max(rise[m] for m in FORGET_USING)
+  rise = {m: sel(m, "bias_removal", "forget", "error") for m in STUDY_METHODS}
+  nums, verdicts = [], []
+  for m in FORGET_USING:
+    beyond = Paired(lambda a, b: a - b, rise[m], rise["l1_sparse"])
+    cost = Paired(lambda a, b: a - b, sel(m, "bias_removal", "test", "error"), test0)
+    verdicts.append(intervals.all_of([beyond.at_least(0.1), cost.at_most(max_cost)]))
+    nums.append(f"{m}: forget-error rise beyond l1-sparse's {beyond}, test-error cost {cost} -> "
+                f"{verdicts[-1]}")
   out.append(dict(
       title="3. Bias removal on wide models works only with methods that use the forget set",
       criterion=(f"at width {wide:g} (bias removal, lambda {lam_hi:g}) the forget-error rise of "
-                 "SCRUB or NegGrad+ exceeds l1-sparse's by >= 0.1"),
-      numbers=[f"{m}: forget-error rise {rise[m]:+.3f}" for m in STUDY_METHODS],
-      holds=bool(best_forget - rise["l1_sparse"] >= 0.1)))
+                 f"SCRUB or NegGrad+ exceeds l1-sparse's by >= 0.1, at <= {max_cost:g} extra "
+                 "test error"),
+      numbers=[f"{m}: forget-error rise {Paired(lambda a, b: a - b, rise[m], forget0)}"
+               for m in STUDY_METHODS] + nums,
+      verdict=intervals.any_of(verdicts)))
 
   lam_r = sorted({k[4] for k in t.values if k[0] == "regions" and k[4] != ""})
   lam_r = lam_r[0] if lam_r else ""
   ball = _smallest_ball(t)
-  near, far, nums = [], [], []
+  nums, verdicts = [], []
   for m in FORGET_USING:
+    region = lambda f, metric: t.per_seed("regions", m, wide, f, metric, goal="privacy",
+                                          lam=lam_r)
     for metric in ("plane_changed", ball):
-      ms = {f: t.stat("regions", m, wide, f, metric, goal="privacy", lam=lam_r)
-            for f in ("forget", "retain", "test")}
       nums.append(f"{m}, {metric}: around forget / retain / test examples "
-                  + " / ".join(_fmt(ms[f]) for f in ms))
-      if metric == ball:
-        near.append(ms["forget"][0])
-        far.append(ms["retain"][0])
+                  + " / ".join(str(Paired(float, region(f, metric)))
+                               for f in ("forget", "retain", "test")))
+    local = Paired(lambda near, far: near - 2 * far, region("forget", ball),
+                   region("retain", ball))
+    verdicts.append(local.at_least(0.0))
+    nums.append(f"{m}: change near forget minus twice the change near retain {local} -> "
+                f"{verdicts[-1]}")
   out.append(dict(
       title="4. On wide models unlearning changes decision regions locally",
       criterion=(f"at width {wide:g} (privacy selection), for SCRUB and NegGrad+, predictions in "
@@ -115,7 +177,7 @@ def findings(t: Table, lambdas) -> list[dict]:
                  "between training inputs) of the forget examples change at least twice as often "
                  "as around retain examples. Test examples are reported too: at high test error "
                  "many of them sit near a decision boundary, so any update flips some of them"),
-      numbers=nums, holds=_all_nonnegative(np.asarray(near) - 2 * np.asarray(far))))
+      numbers=nums, verdict=intervals.all_of(verdicts)))
   return out
 
 
@@ -125,12 +187,6 @@ def _smallest_ball(t: Table) -> str:
   balls = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith(prefix)
                   and not k[6].endswith("retrained")}, key=lambda m: float(m[len(prefix):]))
   return balls[0] if balls else "ball_changed_r0.05"
-
-
-def _all_nonnegative(values: np.ndarray) -> bool:
-  """True when the finite values exist and are all >= 0 (diverged members leave NaNs)."""
-  finite = values[np.isfinite(values)]
-  return bool(finite.size and finite.min() >= 0)
 
 
 def _evaluator_tables(t: Table, evaluators, methods, lam_r, num_seeds: int) -> list[str]:
@@ -150,6 +206,59 @@ def _evaluator_tables(t: Table, evaluators, methods, lam_r, num_seeds: int) -> l
       cells += [t.stat("selected", m, w, table.split, table.metric, goal=table.goal, lam=lam_r)
                 for m in methods]
       lines.append(f"| {w:g} | " + " | ".join(_fmt(c) for c in cells) + " |")
+  return lines
+
+
+def _forgetting_score_section(t: Table) -> list[str]:
+  """The challenge-protocol forgetting score per width, next to its ceiling and floor."""
+  one = lambda method, w, metric: t.stat("forgetting_score", method, w, "forget", metric)[0]
+  methods = t.methods("forgetting_score")
+  if not methods:
+    return []
+  calibration = ["retrain (ceiling)", "original (floor)"]
+  methods = [m for m in calibration if m in methods] + [m for m in methods if m not in calibration]
+  lines = ["", "## Forgetting score, challenge protocol (NeurIPS 2023)", "",
+           "Per width: one original unlearned K times (runs differing only in their randomness) "
+           "against K models retrained without the forget set; ceiling = K other retrained "
+           "models (the best score at this K), floor = K originals of other seeds (no "
+           "unlearning). Score [95% bootstrap interval over forget examples]; 1 = "
+           "indistinguishable from retraining. A method is private at this K when its interval "
+           "overlaps the ceiling's.", "",
+           "| width | K | " + " | ".join(methods) + " |", "|---" * (len(methods) + 2) + "|"]
+  for w in t.widths:
+    k = one(methods[0], w, "models_per_side")
+    if not np.isfinite(k):
+      continue
+    cells = [f"{one(m, w, 'epsilon_score'):.3f} [{one(m, w, 'epsilon_score_low'):.3f}, "
+             f"{one(m, w, 'epsilon_score_high'):.3f}]" for m in methods]
+    lines.append(f"| {w:g} | {k:.0f} | " + " | ".join(cells) + " |")
+  return lines
+
+
+def _chance_section(t: Table, config, chance: float) -> list[str]:
+  """When the objectives at the configured lambdas prefer a chance-level model to the original,
+  and how many selected models were flagged degenerate (left out of the verdicts)."""
+  wide = t.widths[-1]
+  val0 = t.stat("original", "original", wide, "val", "error")[0]
+  forget0 = t.stat("original", "original", wide, "forget", "error")[0]
+  lines = ["", "## Degenerate selections and chance-level models", "",
+           f"A selected model is flagged degenerate when its validation error lies more than "
+           f"{config.eval.degenerate_fraction:g} of the way from its original's validation error "
+           f"to chance ({chance:.3f}); flagged models are left out of the findings' verdicts. "
+           f"Objective values compare a chance-level model (validation = forget error = "
+           f"{chance:.3f}) with the width-{wide:g} original (validation {val0:.3f}, forget "
+           f"{forget0:.3f}); lower is preferred.", "",
+           "| goal | lambda | objective at chance | objective of the original | prefers chance | "
+           "degenerate selections |", "|---|---|---|---|---|---|"]
+  for goal in config.eval.goals:
+    for lam in config.eval.lambdas:
+      at_chance = float(tuning.objective_values(goal, lam, val_error=chance, forget_error=chance))
+      at_orig = float(tuning.objective_values(goal, lam, val_error=val0, forget_error=forget0))
+      flags = [v for k, vs in t.values.items() for v in vs if k[0] == "selected"
+               and k[3] == goal and k[4] == lam and k[6] == "degenerate"]
+      lines.append(f"| {goal} | {lam:g} | {at_chance:.3f} | {at_orig:.3f} | "
+                   f"{'yes' if at_chance < at_orig else 'no'} | "
+                   f"{int(np.nansum(flags))} of {len(flags)} |")
   return lines
 
 
@@ -213,8 +322,9 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
            f"Wall time {info['wall_s']:.0f} s on {info['devices']} {info['backend']} device(s) "
            "(this invocation only: stages restored from the workdir cost no time here).",
            "", "## Findings of the study, checked here", ""]
-  for f in findings(t, lambdas):
-    lines += [f"### {f['title']}: {'holds' if f['holds'] else 'does not hold'} here", "",
+  lines += [VERDICT_RULE, ""]
+  for f in findings(t, lambdas, config.report.max_test_cost):
+    lines += [f"### {f['title']}: {f['verdict']} here", "",
               f"Criterion: {f['criterion']}.", ""] + [f"- {n}" for n in f["numbers"]]
     if f.get("detail"):
       lines.append(f"- {f['detail']}")
@@ -231,16 +341,22 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
         t.stat("retrained", "retrain", w, "forget", "error"),
         t.stat("original", "original", w, "forget", "mia_loss"))) + " |")
   lines += ["", f"## Selected unlearning results (lambda {lam_r:g})", "",
+            "Mean ± std over seeds; 'degenerate' counts the seeds whose selected model is near "
+            "chance (see below).", "",
             "| width | method | goal | forget error | val error | test error | loss-MIA | "
-            "avg gap to retrained |", "|---|---|---|---|---|---|---|---|"]
+            "avg gap to retrained | degenerate |", "|---|---|---|---|---|---|---|---|---|"]
   for w in t.widths:
     for m in methods:
       for goal in config.eval.goals:
         s = lambda split, metric: _fmt(t.stat("selected", m, w, split, metric, goal=goal,
                                               lam=lam_r))
+        flags = t.get("selected", m, w, "val", "degenerate", goal=goal, lam=lam_r)
         lines.append(f"| {w:g} | {m} | {goal} | {s('forget', 'error')} | {s('val', 'error')} | "
-                     f"{s('test', 'error')} | {s('forget', 'mia_loss')} | {s('all', 'avg_gap')} |")
+                     f"{s('test', 'error')} | {s('forget', 'mia_loss')} | {s('all', 'avg_gap')} | "
+                     f"{int(np.nansum(flags))}/{len(flags)} |")
   lines += _evaluator_tables(t, evaluators, methods, lam_r, len(config.seeds))
+  lines += _forgetting_score_section(t)
+  lines += _chance_section(t, config, 1.0 - 1.0 / info["num_classes"])
   lines += _diverged_section(diverged)
   lines += ["", "## Figures", ""]
   for name in sorted(os.listdir(fig_dir)):

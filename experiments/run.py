@@ -16,7 +16,8 @@ import jax
 
 from experiments import config_checks, context, results, setup, workdir_lock
 from experiments.layout import Layout, bucket_tag
-from experiments.stages import evaluate, regions, report, select, train, unlearn
+from experiments.stages import (evaluate, forgetting_score, regions, report, select, train,
+                                unlearn)
 from unlearn_jax.train import Progress, variable_structure, width_buckets
 
 
@@ -72,34 +73,52 @@ def _bucket(ctx, widths, methods, timings, progress) -> list[dict]:
           + results.member_rows("regions", "retrain", retr.members,
                                 regions.retrain_vs_original(ctx, refs, orig, retr))
           + evaluate.group_rows(ctx, "original", "original", orig_eval, retr_eval))
+  picks = {}   # method -> (unlearned models, members selected for privacy at regions.lam)
   for name in methods:
     unlearned = unlearn.run(ctx, name, original)
-    rows += _method_rows(ctx, evaluate.run(ctx, unlearned, retr_eval), retr_eval, refs)
+    method_rows, chosen = _method_rows(ctx, unlearned, orig_eval, retr_eval, refs)
+    rows += method_rows
+    picks[name] = (unlearned, chosen)
     timings[f"unlearn {name} {tag}"] = unlearned.seconds
     progress.advance(f"({name} widths {tag})")
+  if forgetting_score.enabled(ctx.config):
+    rows += forgetting_score.run(ctx, widths, original, {
+        m: picks[m] for m in ctx.config.forgetting_score.methods if m in picks})
   return rows
 
 
-def _method_rows(ctx, evaluated, retr_eval, refs) -> list[dict]:
-  """Rows of one method: every grid point, then the selected points per (goal, lambda)."""
-  config, unl = ctx.config, evaluated.models
-  rows = results.member_rows("unlearned", unl.name, unl.members, evaluated.metrics)
-  for goal in config.eval.goals:
-    for lam in config.eval.lambdas:
-      chosen = select.run(evaluated.metrics, unl.origin, len(retr_eval.models.members), goal,
-                          lam, f"{unl.name} widths {bucket_tag(unl.widths)}")
-      members = [unl.members[j] for j in chosen]
-      labels = dict(goal=goal, lam=lam, selected=1)
-      rows += results.member_rows("selected", unl.name, members,
-                                  {k: v[chosen] for k, v in evaluated.metrics.items()}, **labels)
-      if lam != config.regions.lam or not len(chosen):
-        continue
-      if goal == "privacy":   # group scores are privacy measures, and costly: one lambda
-        rows += evaluate.group_rows(ctx, "selected", unl.name, evaluated, retr_eval, chosen,
-                                    **labels)
-      rows += results.member_rows("regions", unl.name, members,
-                                  regions.run(ctx, refs, unl, retr_eval.models, chosen, goal,
-                                              lam), **labels)
-      if goal == "privacy" and unl.name == config.report.plane_method:
-        report.plane_figures(ctx, refs, unl, chosen, lam)
-  return rows
+def _method_rows(ctx, unl, orig_eval, retr_eval, refs) -> tuple[list[dict], list]:
+  """Rows of one method: every grid point, then the selected points per (goal, lambda), each
+  flagged ('val', 'degenerate') when it is near chance; and the members selected for privacy
+  at config.regions.lam."""
+  config = ctx.config
+  grid = evaluate.run(ctx, unl, retr_eval, scope="all")
+  rows = results.member_rows("unlearned", unl.name, unl.members, grid.metrics)
+  choices = {(goal, lam): select.run(grid.metrics, unl.origin, len(retr_eval.models.members),
+                                     goal, lam, f"{unl.name} widths {bucket_tag(unl.widths)}")
+             for goal in config.eval.goals for lam in config.eval.lambdas}
+  # The costly evaluators score only the models selection picked.
+  picked = sorted({int(j) for chosen in choices.values() for j in chosen})
+  position = {j: i for i, j in enumerate(picked)}
+  costly = (evaluate.run(ctx, unl.subset(picked, f"{unl.name}_selected"), retr_eval,
+                         scope="selected").metrics if picked else {})
+  for (goal, lam), chosen in choices.items():
+    members = [unl.members[j] for j in chosen]
+    labels = dict(goal=goal, lam=lam, selected=1)
+    metrics = {k: v[chosen] for k, v in grid.metrics.items()}
+    metrics.update({k: v[[position[j] for j in chosen]] for k, v in costly.items()})
+    metrics[("val", "degenerate")] = select.degenerate(
+        metrics[("val", "error")], orig_eval.metrics[("val", "error")][unl.origin[chosen]],
+        ctx.splits.num_classes, config.eval.degenerate_fraction)
+    rows += results.member_rows("selected", unl.name, members, metrics, **labels)
+    if lam != config.regions.lam or not len(chosen):
+      continue
+    if goal == "privacy":   # group scores are privacy measures, and costly: one lambda
+      rows += evaluate.group_rows(ctx, "selected", unl.name, grid, retr_eval, chosen, **labels)
+    rows += results.member_rows("regions", unl.name, members,
+                                regions.run(ctx, refs, unl, retr_eval.models, chosen, goal, lam),
+                                **labels)
+    if goal == "privacy" and unl.name == config.report.plane_method:
+      report.plane_figures(ctx, refs, unl, chosen, lam)
+  privacy = choices.get(("privacy", config.regions.lam), [])
+  return rows, list(privacy)

@@ -9,7 +9,9 @@ width) and which config fields it reads (they key its cached results), and retur
   * `over_group(stats, reference_stats, config) -> {(split, metric): value}` for a group of
     models of one width against a group of retrained references (scores over many models).
 
-The sweep writes one tidy row per value and the report renders whatever rows exist; an evaluator
+An evaluator's scope is every member, or ('selected') only the models that hyperparameter
+selection picks, for attacks too costly to run on a whole grid. The sweep writes one tidy row per
+value and the report renders whatever rows exist; an evaluator
 may name report tables for its metrics. Adding one is one new file here plus its name in the
 config list (docs/evaluators.md walks through an example). Modules are discovered on import.
 """
@@ -79,6 +81,9 @@ class Evaluator:
   over_group: Callable[[Mapping, Mapping, Any], dict] | None = None
   tables: tuple[ReportTable, ...] = ()
   version: int = 1                       # bump when the numbers it returns change
+  # 'all': every member (every grid point); 'selected': only the models hyperparameter selection
+  # picked (and the originals and retrained references), for attacks too costly for a grid.
+  scope: str = "all"
 
 
 REGISTRY: Registry[Evaluator] = Registry("evaluator")

@@ -19,7 +19,8 @@ def _forgetting_score(stats, reference_stats, config):
   reference = reference_stats[("forget", "logit_conf")]
   conf = conf[np.all(np.isfinite(conf), axis=1)]
   reference = reference[np.all(np.isfinite(reference), axis=1)]
-  if min(len(conf), len(reference)) < config.eval.epsilon_min_models:
+  # The score needs 3 models per side to have any bucket at all.
+  if min(len(conf), len(reference)) < max(3, config.eval.epsilon_min_models):
     return {}
   return {("forget", "epsilon_score"): epsilon_score.forget_score(conf, reference)}
 

@@ -1,5 +1,6 @@
 """SalUn's MIA-efficacy: an RBF SVC on true-class confidence trained retain-vs-test, applied to
-the forget set (the fraction it calls non-members; higher = more forgotten)."""
+the forget set (the fraction it calls non-members; higher = more forgotten). One SVC fit per
+model is the sweep's costliest evaluation, so it scores the selected models only."""
 import os
 
 from experiments.evaluators import Evaluator, Needs, register
@@ -17,4 +18,5 @@ def _svc_mia(outputs, metrics, config):
 
 
 register(Evaluator("svc_mia", Needs(splits=("retain", "forget", "test")),
-                   config_fields=("eval.mia_max_train",), per_member=_svc_mia))
+                   config_fields=("eval.mia_max_train",), per_member=_svc_mia,
+                   scope="selected"))

@@ -77,22 +77,32 @@ def predict_splits(ctx, models: ModelSet, needed: set[str]) -> dict:
   return out
 
 
-def cache_key(ctx, models: ModelSet, reference: Evaluated | None) -> dict:
+def _evaluators(ctx, scope: str | None) -> list:
+  return [e for e in ctx.evaluators if scope is None or e.scope == scope]
+
+
+def cache_key(ctx, models: ModelSet, reference: Evaluated | None, scope: str | None) -> dict:
   return {"stage": "evaluate", "version": VERSION, "members": models.members,
           "models": models.identity, "data": ctx.fingerprint,
           "eval_batch_size": ctx.config.eval_batch_size,
           "reference": None if reference is None else reference.models.identity,
           "evaluators": [{"name": e.name, "version": e.version,
                           "config": evaluators_lib.config_values(e, ctx.config)}
-                         for e in ctx.evaluators]}
+                         for e in _evaluators(ctx, scope)]}
 
 
-def run(ctx, models: ModelSet, reference: Evaluated | None = None) -> Evaluated:
-  """Metrics of `models`; `reference`: the retrained references' evaluation (None for those)."""
+def run(ctx, models: ModelSet, reference: Evaluated | None = None, scope: str | None = None
+        ) -> Evaluated:
+  """Metrics of `models`; `reference`: the retrained references' evaluation (None for those).
+
+  scope: run only the evaluators of that scope ('all' for a whole grid, 'selected' for the
+  models selection picked); None runs every evaluator (originals, retrained references).
+  """
   paired = None if reference is None else reference.paired(models.origin)
   arrays = stage_cache.load_or_compute(
-      ctx.layout.evaluation(models.name, models.widths), cache_key(ctx, models, reference),
-      lambda: _compute(ctx, models, paired), write=ctx.writer)
+      ctx.layout.evaluation(models.name, models.widths),
+      cache_key(ctx, models, reference, scope),
+      lambda: _compute(ctx, models, paired, _evaluators(ctx, scope)), write=ctx.writer)
   newly = arrays["diverged"] & ~models.diverged
   if newly.any():   # finite parameters, non-finite outputs (e.g. huge but finite weights)
     models.diverged |= newly
@@ -112,10 +122,10 @@ def run(ctx, models: ModelSet, reference: Evaluated | None = None) -> Evaluated:
   return out
 
 
-def _compute(ctx, models: ModelSet, paired: Evaluated | None) -> dict:
-  active = [e for e in ctx.evaluators if paired is not None or not e.needs.retrained]
-  needed = {s for e in ctx.evaluators for s in e.needs.splits}
-  needed |= set(PAIRED_SPLITS) | {s for e in ctx.evaluators for s, _ in e.needs.per_example}
+def _compute(ctx, models: ModelSet, paired: Evaluated | None, evaluators: list) -> dict:
+  active = [e for e in evaluators if paired is not None or not e.needs.retrained]
+  needed = {s for e in evaluators for s in e.needs.splits}
+  needed |= set(PAIRED_SPLITS) | {s for e in evaluators for s, _ in e.needs.per_example}
   labels = split_labels(ctx.splits)
   logits = predict_splits(ctx, models, needed)
   stats = {s: jax.tree.map(np.asarray, _per_example(lg, labels[s])) for s, lg in logits.items()}
@@ -142,7 +152,7 @@ def _compute(ctx, models: ModelSet, paired: Evaluated | None) -> dict:
     arrays[f"metric:{split}:{metric}"] = np.where(member_bad, np.nan, values)
   for split in PAIRED_SPLITS:
     arrays[f"pred:{split}"] = stats[split]["pred"]
-  for split, stat in {k for e in ctx.evaluators for k in e.needs.per_example}:
+  for split, stat in {k for e in evaluators for k in e.needs.per_example}:
     arrays[f"example:{split}:{stat}"] = np.where(bad[:, None], np.nan, stats[split][stat])
   return arrays
 

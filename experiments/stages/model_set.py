@@ -36,3 +36,9 @@ class ModelSet:
 
   def take(self, idx) -> train_lib.Variables:
     return train_lib.take_members(self.variables, np.asarray(idx))
+
+  def subset(self, idx, name: str) -> "ModelSet":
+    """Members `idx` as a set of their own (e.g. the selected grid points)."""
+    idx = np.asarray(idx, int)
+    return ModelSet(name, self.widths, [self.members[i] for i in idx], self.model,
+                    self.take(idx), self.strategy, self.origin[idx], self.identity, self.seconds)

@@ -36,7 +36,8 @@ def run(ctx, rows: list[dict], timings: dict, wall: float) -> dict:
   if ctx.writer:
     info = {"complete": False, "wall_s": wall, "backend": jax.default_backend(),
             "devices": jax.device_count(), "processes": jax.process_count(),
-            "splits": ctx.splits.summary(), "data_fingerprint": ctx.fingerprint,
+            "splits": ctx.splits.summary(), "num_classes": ctx.splits.num_classes,
+            "data_fingerprint": ctx.fingerprint,
             "stage_seconds": timings, "diverged": ctx.diverged}
     report.write_report(ctx.config, ctx.layout, rows, info, ctx.evaluators, ctx.diverged)
     results.write_csv(ctx.layout.results_csv, rows)

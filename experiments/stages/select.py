@@ -26,3 +26,16 @@ def run(metrics: dict, origin, num_originals: int, goal: str, lam: float, what: 
     logging.warning("%s goal %s lambda %g: every grid point diverged for originals %s", what,
                     goal, lam, np.flatnonzero(chosen < 0).tolist())
   return chosen[chosen >= 0]
+
+
+def degenerate(val_error, original_val_error, num_classes: int, fraction: float) -> np.ndarray:
+  """1.0 where a model's validation error lies more than `fraction` of the way from its
+  original's validation error to chance (1 - 1/num_classes), else 0.0 (NaN stays NaN).
+
+  Such a model has given up most of what it learned; a goal it reaches that way (e.g. a high
+  forget error) is not evidence for any finding.
+  """
+  chance = 1.0 - 1.0 / num_classes
+  val_error, original_val_error = np.asarray(val_error), np.asarray(original_val_error)
+  flag = (val_error > original_val_error + fraction * (chance - original_val_error))
+  return np.where(np.isfinite(val_error), flag.astype(np.float64), np.nan)

@@ -21,8 +21,10 @@ from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import StageCheckpointer
 from unlearn_jax.train import sharding
 
-# name -> (which examples it trains on, the data-order stream of its members' keys)
-STAGES = {"original": ("train", 0), "retrained": ("retain", 1)}
+# name -> (which examples it trains on, the data-order stream of its members' keys). The
+# 'group_*' stages are the many-model forgetting score's models (their own seeds).
+STAGES = {"original": ("train", 0), "retrained": ("retain", 1),
+          "group_original": ("train", 0), "group_retrained": ("retain", 1)}
 
 
 @dataclasses.dataclass
@@ -35,12 +37,14 @@ class TrainedBucket:
   mask: Any
 
 
-def run(ctx, name: str, widths) -> TrainedBucket:
-  """Trains (or resumes, or loads) stage `name` ('original' or 'retrained') of one bucket."""
+def run(ctx, name: str, widths, seeds=None) -> TrainedBucket:
+  """Trains (or resumes, or loads) stage `name` (see STAGES) of one bucket, for `seeds`
+  (default config.seeds) x widths."""
   config, splits, t = ctx.config, ctx.splits, ctx.config.train
   pool_name, stream = STAGES[name]
   pool_idx = np.arange(len(splits.y_train)) if pool_name == "train" else splits.retain_idx
-  members = train_lib.member_grid(config.seeds, widths, [t.learning_rate], [t.weight_decay])
+  seeds = config.seeds if seeds is None else seeds
+  members = train_lib.member_grid(seeds, widths, [t.learning_rate], [t.weight_decay])
   steps_per_epoch = len(pool_idx) // t.batch_size
   tx_factory = train_lib.make_optimizer(t.optimizer, t.schedule, t.epochs * steps_per_epoch,
                                         momentum=t.momentum)

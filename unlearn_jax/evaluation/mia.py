@@ -77,6 +77,41 @@ def class_matched_subsample(pool_labels: np.ndarray, target_labels: np.ndarray, 
   return np.sort(chosen)
 
 
+def _loss_attack_split(forget_labels, test_labels, num_forget: int, num_test: int, seed: int,
+                       n_splits: int):
+  """What SCRUB's loss attack draws from the labels alone (the same for every model): the test
+  examples in forget classes, the balancing subsample, and the cross-validation folds.
+
+  Returns (test_idx, forget_idx, folds): indices into the test and forget arrays of the balanced
+  sides, and [(train, held-out)] index pairs into their concatenation [test side, forget side].
+  """
+  forget_labels = np.asarray(forget_labels).reshape(-1)
+  test_labels = np.asarray(test_labels).reshape(-1)
+  if num_forget != len(forget_labels) or num_test != len(test_labels):
+    raise ValueError("each loss array needs one label per example")
+  # Only test examples of forget classes: otherwise the attack could exploit class differences.
+  test_idx = np.flatnonzero(np.isin(test_labels, np.unique(forget_labels)))
+  forget_idx = np.arange(num_forget)
+  rng = np.random.default_rng(seed)
+  size = min(len(forget_idx), len(test_idx))
+  if size < n_splits:
+    raise ValueError(f"need at least n_splits={n_splits} examples per side, got {size} "
+                     f"(forget {len(forget_idx)}, test in forget classes {len(test_idx)})")
+  if len(test_idx) > size:
+    test_idx = test_idx[class_matched_subsample(test_labels[test_idx], forget_labels, size, rng)]
+  elif len(forget_idx) > size:
+    forget_idx = forget_idx[class_matched_subsample(forget_labels, test_labels[test_idx], size,
+                                                    rng)]
+  members = np.concatenate([np.zeros(size, np.int64), np.ones(size, np.int64)])
+  folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+  return test_idx, forget_idx, list(folds.split(np.zeros((2 * size, 1)), members))
+
+
+def _loss_features(forget_losses, test_losses, test_idx, forget_idx) -> np.ndarray:
+  return np.clip(np.concatenate([test_losses[..., test_idx], forget_losses[..., forget_idx]],
+                                axis=-1), -LOSS_CLIP, LOSS_CLIP)
+
+
 def loss_mia_accuracy(forget_losses, forget_labels, test_losses, test_labels, seed: int = 0,
                       n_splits: int = 5) -> float:
   """SCRUB's loss-based membership-inference accuracy for one model.
@@ -93,7 +128,8 @@ def loss_mia_accuracy(forget_losses, forget_labels, test_losses, test_labels, se
   `class_matched_subsample`), which removes a class-mix signal unrelated to membership. SCRUB uses
   `StratifiedShuffleSplit` (5 random 10% test splits, which may overlap); here a shuffled
   `StratifiedKFold` scores every example exactly once, so the mean has lower variance for the same
-  data. Both estimate the same quantity.
+  data. Both estimate the same quantity. `loss_mia_accuracy_members` computes the same attack for
+  many models at once (an exact solver instead of scikit-learn's, same folds).
 
   Args:
     forget_losses: `(F,)` losses of forget examples.
@@ -112,35 +148,88 @@ def loss_mia_accuracy(forget_losses, forget_labels, test_losses, test_labels, se
   """
   forget_losses = _as_1d("forget_losses", forget_losses)
   test_losses = _as_1d("test_losses", test_losses)
-  forget_labels = np.asarray(forget_labels).reshape(-1)
-  test_labels = np.asarray(test_labels).reshape(-1)
-  if len(forget_losses) != len(forget_labels) or len(test_losses) != len(test_labels):
-    raise ValueError("each loss array needs one label per example")
   if not (np.all(np.isfinite(forget_losses)) and np.all(np.isfinite(test_losses))):
     raise ValueError("losses must be finite (a diverged model has no meaningful MIA score)")
-
-  # Only test examples of forget classes: otherwise the attack could exploit class differences.
-  in_forget_classes = np.isin(test_labels, np.unique(forget_labels))
-  test_losses, test_labels = test_losses[in_forget_classes], test_labels[in_forget_classes]
-
-  rng = np.random.default_rng(seed)
-  size = min(len(forget_losses), len(test_losses))
-  if size < n_splits:
-    raise ValueError(f"need at least n_splits={n_splits} examples per side, got {size} "
-                     f"(forget {len(forget_losses)}, test in forget classes {len(test_losses)})")
-  if len(test_losses) > size:
-    keep = class_matched_subsample(test_labels, forget_labels, size, rng)
-    test_losses = test_losses[keep]
-  elif len(forget_losses) > size:
-    keep = class_matched_subsample(forget_labels, test_labels, size, rng)
-    forget_losses = forget_losses[keep]
-
-  features = np.clip(np.concatenate([test_losses, forget_losses]), -LOSS_CLIP, LOSS_CLIP)
-  members = np.concatenate([np.zeros(size, np.int64), np.ones(size, np.int64)])
-  folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+  test_idx, forget_idx, folds = _loss_attack_split(forget_labels, test_labels,
+                                                   len(forget_losses), len(test_losses), seed,
+                                                   n_splits)
+  features = _loss_features(forget_losses, test_losses, test_idx, forget_idx)
+  members = np.repeat([0, 1], len(features) // 2)
   scores = cross_val_score(LogisticRegression(), features.reshape(-1, 1), members, cv=folds,
                            scoring="accuracy")
   return float(np.mean(scores))
+
+
+def fit_logistic_1d(x, y, c: float = 1.0, iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+  """L2-regularised logistic regression on one feature, for many problems at once.
+
+  Minimises c * sum_i log(1 + exp(-s_i (w x_i + b))) + w^2 / 2 with s_i = 2 y_i - 1 (the
+  intercept is not penalised), scikit-learn's default `LogisticRegression` objective, by damped
+  Newton steps on the 2x2 system; the objective is convex, so this reaches its minimum (more
+  tightly than lbfgs's default tolerance).
+
+  Args:
+    x: `(B, n)` features of B problems. y: `(n,)` or `(B, n)` labels in {0, 1}.
+
+  Returns:
+    (w, b), each `(B,)`.
+  """
+  x = np.asarray(x, np.float64)
+  s = np.broadcast_to(2.0 * np.asarray(y, np.float64) - 1.0, x.shape)
+  w, b = np.zeros(len(x)), np.zeros(len(x))
+
+  def objective(w, b):
+    return c * np.logaddexp(0.0, -s * (w[:, None] * x + b[:, None])).sum(1) + 0.5 * w ** 2
+
+  value = objective(w, b)
+  for _ in range(iterations):
+    z = w[:, None] * x + b[:, None]
+    p = 0.5 * (1.0 + np.tanh(0.5 * z))        # sigmoid(z), overflow-free
+    r = c * (p - (s + 1.0) / 2.0)             # d loss / d z
+    h = c * p * (1.0 - p)
+    g_w, g_b = (r * x).sum(1) + w, r.sum(1)
+    h_ww, h_wb, h_bb = (h * x * x).sum(1) + 1.0, (h * x).sum(1), h.sum(1) + 1e-12
+    det = h_ww * h_bb - h_wb ** 2
+    step_w = (h_bb * g_w - h_wb * g_b) / det
+    step_b = (h_ww * g_b - h_wb * g_w) / det
+    if np.max(np.abs(step_w) + np.abs(step_b)) < 1e-12:   # converged everywhere
+      break
+    # Halve the step until the objective does not increase (per problem; rounding allowed).
+    scale = np.ones(len(x))
+    for _ in range(30):
+      candidate = objective(w - scale * step_w, b - scale * step_b)
+      worse = candidate > value + 1e-12 * np.abs(value)
+      if not worse.any():
+        break
+      scale = np.where(worse, scale / 2, scale)
+    w, b = w - scale * step_w, b - scale * step_b
+    value = objective(w, b)
+  return w, b
+
+
+def loss_mia_accuracy_members(forget_losses, forget_labels, test_losses, test_labels,
+                              seed: int = 0, n_splits: int = 5) -> np.ndarray:
+  """`loss_mia_accuracy` of S models at once: `(S, F)`, `(S, T)` losses -> `(S,)` accuracies.
+
+  The subsample and the folds depend on the labels only, so every model gets the ones
+  `loss_mia_accuracy` would draw; the attacker is fitted exactly (`fit_logistic_1d`). It agrees
+  with scikit-learn's lbfgs fit except where a held-out loss lies within lbfgs's tolerance of the
+  decision threshold. NaN for a model with non-finite losses.
+  """
+  forget_losses = np.asarray(forget_losses, np.float64)
+  test_losses = np.asarray(test_losses, np.float64)
+  test_idx, forget_idx, folds = _loss_attack_split(
+      forget_labels, test_labels, forget_losses.shape[1], test_losses.shape[1], seed, n_splits)
+  features = _loss_features(forget_losses, test_losses, test_idx, forget_idx)
+  finite = np.all(np.isfinite(features), axis=1)
+  features = np.where(finite[:, None], features, 0.0)
+  members = np.repeat([0, 1], features.shape[1] // 2)
+  accuracy = np.zeros(len(features))
+  for train, held_out in folds:
+    w, b = fit_logistic_1d(features[:, train], members[train])
+    predicted = (w[:, None] * features[:, held_out] + b[:, None]) > 0
+    accuracy += (predicted == members[held_out]).mean(1)
+  return np.where(finite, accuracy / len(folds), np.nan)
 
 
 def mia_efficacy(retain_conf, test_conf, forget_conf, seed: int = 0,
