@@ -36,9 +36,9 @@ class RunContext:
     flags = models.diverged if only is None else only
     bad = [models.members[i] for i in range(len(models.members)) if flags[i]]
     if bad:
-      logging.warning("%s widths %s: %d member(s) diverged (non-finite parameters or outputs), e.g. %s; "
-                      "every metric of theirs is NaN, tuning never selects them and aggregates "
-                      "skip them.", what, tag, len(bad), bad[0])
+      logging.warning("%s widths %s: %d member(s) diverged (non-finite parameters or outputs), "
+                      "e.g. %s; every metric of theirs is NaN, tuning never selects them and "
+                      "aggregates skip them.", what, tag, len(bad), bad[0])
       self.diverged.append({"stage": what, "widths": tag, "members": bad})
 
 

@@ -222,8 +222,11 @@ def _forgetting_score_section(t: Table) -> list[str]:
            "against K models retrained without the forget set; ceiling = K other retrained "
            "models (the best score at this K), floor = K originals of other seeds (no "
            "unlearning). Score [95% bootstrap interval over forget examples]; 1 = "
-           "indistinguishable from retraining. A method is private at this K when its interval "
-           "overlaps the ceiling's.", "",
+           "indistinguishable from retraining. A method is as private as exact retraining at "
+           "this K when its interval overlaps the ceiling's. The floor is not a lower bound: the "
+           "score separates groups by their spread as well as their centre, so K runs from one "
+           "original whose spread differs from retraining's can score under K originals that "
+           "never unlearned.", "",
            "| width | K | " + " | ".join(methods) + " |", "|---" * (len(methods) + 2) + "|"]
   for w in t.widths:
     k = one(methods[0], w, "models_per_side")

@@ -97,8 +97,9 @@ def _method_rows(ctx, unl, orig_eval, retr_eval, refs) -> tuple[list[dict], list
   choices = {(goal, lam): select.run(grid.metrics, unl.origin, len(retr_eval.models.members),
                                      goal, lam, f"{unl.name} widths {bucket_tag(unl.widths)}")
              for goal in config.eval.goals for lam in config.eval.lambdas}
-  # The costly evaluators score only the models selection picked.
-  picked = sorted({int(j) for chosen in choices.values() for j in chosen})
+  # The costly evaluators (privacy attacks) score only the models picked for privacy at the
+  # report's lambda (regions.lam).
+  picked = sorted(int(j) for j in choices.get(("privacy", config.regions.lam), []))
   position = {j: i for i, j in enumerate(picked)}
   costly = (evaluate.run(ctx, unl.subset(picked, f"{unl.name}_selected"), retr_eval,
                          scope="selected").metrics if picked else {})
@@ -106,7 +107,8 @@ def _method_rows(ctx, unl, orig_eval, retr_eval, refs) -> tuple[list[dict], list
     members = [unl.members[j] for j in chosen]
     labels = dict(goal=goal, lam=lam, selected=1)
     metrics = {k: v[chosen] for k, v in grid.metrics.items()}
-    metrics.update({k: v[[position[j] for j in chosen]] for k, v in costly.items()})
+    if (goal, lam) == ("privacy", config.regions.lam):
+      metrics.update({k: v[[position[j] for j in chosen]] for k, v in costly.items()})
     metrics[("val", "degenerate")] = select.degenerate(
         metrics[("val", "error")], orig_eval.metrics[("val", "error")][unl.origin[chosen]],
         ctx.splits.num_classes, config.eval.degenerate_fraction)

@@ -172,3 +172,21 @@ def test_interrupted_cli_says_how_to_resume(tmp_path, sig, code):
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == code, out[-2000:]
   assert "rerun the same command to resume" in out
+
+
+@pytest.mark.parametrize("damage", ["arrays", "metadata"])
+def test_damaged_checkpoint_step_falls_back_to_the_previous_one(reference, tmp_path, caplog,
+                                                                damage):
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir)
+  latest = workdir / "original" / "widths_2-8" / "4"
+  files = [p for p in latest.rglob("*") if p.is_file() and
+           (("meta" in p.parts) == (damage == "metadata"))]
+  assert files
+  for p in files:
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3])
+  with caplog.at_level("INFO"):
+    run_lib.run(sweep_support.config(), str(workdir))
+  assert "is damaged" in caplog.text and str(latest) in caplog.text
+  assert "resuming at epoch 3/4" in caplog.text
+  assert _values(workdir) == reference[1]

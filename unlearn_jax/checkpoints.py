@@ -6,6 +6,7 @@ abstract tree from `jax.eval_shape`, so shapes, dtypes and shardings come from c
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -16,6 +17,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from unlearn_jax.train import sharding
 
 PyTree = Any
+
+
+class NoUsableCheckpoint(FileNotFoundError):
+  """Every step of a stage was damaged (and has been removed): the stage starts afresh."""
 
 
 class StageCheckpointer:
@@ -37,14 +42,44 @@ class StageCheckpointer:
                          "exists already); delete that directory to redo the stage.")
 
   def read_meta(self, step: int | None = None) -> dict:
-    """The JSON metadata alone, e.g. to check a checkpoint matches before restoring arrays."""
-    step = self.latest_step() if step is None else step
+    """The JSON metadata alone, e.g. to check a checkpoint matches before restoring arrays.
+
+    Without `step`: the newest step whose checkpoint is readable (see `restore`)."""
+    if step is not None:
+      return self._read_meta(step)
+    return self._newest_readable(self._read_meta)[1]
+
+  def _read_meta(self, step: int) -> dict:
     return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
-  def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
-    step = self.latest_step() if step is None else step
-    if step is None:
+  def _newest_readable(self, read) -> tuple[int, Any]:
+    """(step, read(step)) of the newest step that reads without error.
+
+    A damaged step (truncated or deleted files) is reported with its path and removed, so the
+    run resumes from the previous complete step and can write that step again; if none is left,
+    `NoUsableCheckpoint` is raised and the stage starts afresh.
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    if not steps:
       raise FileNotFoundError(f"no checkpoint in {self.directory}.")
+    for step in steps:
+      try:
+        return step, read(step)
+      except Exception as e:  # pylint: disable=broad-except  (any damage: truncated, deleted)
+        reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        logging.error("checkpoint %s is damaged (%s); removing it and using an earlier step if "
+                      "there is one.", os.path.join(self.directory, str(step)), reason)
+        self._manager.delete(step)
+    raise NoUsableCheckpoint(f"every checkpoint in {self.directory} was damaged (removed); the "
+                             "stage starts afresh.")
+
+  def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
+    """State and metadata of `step`, or of the newest readable step."""
+    if step is None:
+      return self._newest_readable(lambda s: self._restore(abstract_state, s))[1]
+    return self._restore(abstract_state, step)
+
+  def _restore(self, abstract_state: PyTree, step: int) -> tuple[PyTree, dict]:
     multi = jax.process_count() > 1
     if multi:
       replicated = NamedSharding(sharding.member_mesh(), P())

@@ -10,8 +10,8 @@ width) and which config fields it reads (they key its cached results), and retur
     models of one width against a group of retrained references (scores over many models).
 
 An evaluator's scope is every member, or ('selected') only the models that hyperparameter
-selection picks, for attacks too costly to run on a whole grid. The sweep writes one tidy row per
-value and the report renders whatever rows exist; an evaluator
+selection picks for privacy at the report's lambda, for attacks too costly to run on a whole grid.
+The sweep writes one tidy row per value and the report renders whatever rows exist; an evaluator
 may name report tables for its metrics. Adding one is one new file here plus its name in the
 config list (docs/evaluators.md walks through an example). Modules are discovered on import.
 """
@@ -82,7 +82,8 @@ class Evaluator:
   tables: tuple[ReportTable, ...] = ()
   version: int = 1                       # bump when the numbers it returns change
   # 'all': every member (every grid point); 'selected': only the models hyperparameter selection
-  # picked (and the originals and retrained references), for attacks too costly for a grid.
+  # picked for privacy at the report's lambda (config.regions.lam), and the originals and retrained
+  # references: for attacks too costly to run on a whole grid.
   scope: str = "all"
 
 

@@ -2,8 +2,9 @@
 
 mislabeled: ('forget', 'true_label_recovery'), the fraction of forget examples predicted as their
 TRUE (unflipped) label, and ('forget', 'flipped_label_reproduced'), the fraction still predicted
-as the wrong label they were trained with (the bias left). backdoor: ('test', 'attack_success'), the fraction of triggered test
-inputs (true class != target) classified as the target. Nothing under the 'none' scenario.
+as the wrong label they were trained with (the bias left). backdoor: ('test', 'attack_success'),
+the fraction of triggered test inputs (true class != target) classified as the target. Nothing
+under the 'none' scenario.
 """
 import numpy as np
 

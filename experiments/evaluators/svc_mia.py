@@ -1,6 +1,7 @@
 """SalUn's MIA-efficacy: an RBF SVC on true-class confidence trained retain-vs-test, applied to
 the forget set (the fraction it calls non-members; higher = more forgotten). One SVC fit per
-model is the sweep's costliest evaluation, so it scores the selected models only."""
+model is the sweep's costliest evaluation, so it scores the originals, the retrained references
+and the models selected for privacy at the report's lambda (config.regions.lam) only."""
 import os
 
 from experiments.evaluators import Evaluator, Needs, register

@@ -28,7 +28,7 @@ from experiments import results, stage_cache
 from experiments.layout import bucket_tag
 from experiments.stages import train
 from experiments.stages.model_set import ModelSet
-from experiments.stages.unlearn import method_with_config
+from experiments.stages.unlearn import method_with_config, restore_result
 from unlearn_jax import methods as methods_lib
 from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import StageCheckpointer
@@ -105,9 +105,9 @@ def _unlearn_group(ctx, name, original: train.TrainedBucket, unlearned: ModelSet
   ckpt = StageCheckpointer(ctx.layout.group_unlearned(name, orig.widths, key), max_to_keep=1)
   originals = train_lib.take_members(orig.variables, origin)
   start = time.time()
-  if ckpt.latest_step() is not None:
-    variables, meta = ckpt.restore(jax.eval_shape(lambda: originals))
-    seconds = meta["seconds"]
+  restored = restore_result(ckpt, members, originals)
+  if restored is not None:
+    variables, seconds = restored
   else:
     base = train_lib.member_keys([original.members[i] for i in origin], stream=KEY_STREAM)
     keys = jax.vmap(jax.random.fold_in)(base, jnp.asarray([m["run"] for m in members]))

@@ -18,7 +18,7 @@ import numpy as np
 from experiments.stages.model_set import ModelSet
 from experiments.layout import bucket_tag
 from unlearn_jax import train as train_lib
-from unlearn_jax.checkpoints import StageCheckpointer
+from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 from unlearn_jax.train import sharding
 
 # name -> (which examples it trains on, the data-order stream of its members' keys). The
@@ -29,11 +29,10 @@ STAGES = {"original": ("train", 0), "retrained": ("retain", 1),
 
 @dataclasses.dataclass
 class TrainedBucket:
-  """A bucket's trained members (the widest module applies all of them) and their optimizer
-  factory inputs, which unlearning needs to start from them."""
+  """A bucket's trained models (the widest module applies all of them), their member specs
+  (seeds: unlearning derives its keys from them) and the active mask of the padded widths."""
   models: ModelSet
   members: list[train_lib.Member]
-  state: train_lib.TrainState
   mask: Any
 
 
@@ -63,15 +62,18 @@ def run(ctx, name: str, widths, seeds=None) -> TrainedBucket:
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:
-    saved_meta = ckpt.read_meta()
-    changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
-    if changed:
-      raise ValueError(f"{ckpt.directory} was trained with other {', '.join(changed)} settings "
-                       "than the config asks for; use a new --workdir or delete that stage "
-                       "directory.")
-    state, saved = ckpt.restore(jax.eval_shape(lambda: state))
-    start, seconds = saved["epoch"], saved.get("seconds", 0.0)
-    logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
+    try:
+      saved_meta = ckpt.read_meta()
+      changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
+      if changed:
+        raise ValueError(f"{ckpt.directory} was trained with other {', '.join(changed)} "
+                         "settings than the config asks for; use a new --workdir or delete that "
+                         "stage directory.")
+      state, saved = ckpt.restore(jax.eval_shape(lambda: state))
+      start, seconds = saved["epoch"], saved.get("seconds", 0.0)
+      logging.info("%s widths %s: resuming at epoch %d/%d", name, widths, start, t.epochs)
+    except NoUsableCheckpoint as e:
+      logging.error("%s", e)
   if start < t.epochs:
     state, seconds = _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream,
                             members, strategy, ckpt, meta, start, seconds)
@@ -80,7 +82,7 @@ def run(ctx, name: str, widths, seeds=None) -> TrainedBucket:
   models = ModelSet(name, tuple(widths), table, model, state.variables, strategy,
                     np.arange(len(members)), identity, seconds)
   ctx.note_diverged(name, tag, models)
-  return TrainedBucket(models, members, state, mask)
+  return TrainedBucket(models, members, mask)
 
 
 def _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream, members, strategy,

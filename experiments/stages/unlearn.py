@@ -22,7 +22,7 @@ from experiments.stages.model_set import ModelSet
 from experiments.stages.train import TrainedBucket
 from unlearn_jax import methods as methods_lib
 from unlearn_jax import train as train_lib
-from unlearn_jax.checkpoints import StageCheckpointer
+from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 
 RANDOM_TEACHER_SEED_OFFSET = 100_003   # seeds of bad_teacher's randomly initialised teachers
 
@@ -62,9 +62,9 @@ def run(ctx, name: str, original: TrainedBucket) -> ModelSet:
               "hparams": {**method.defaults, **points[j % reps]}} for j, i in enumerate(origin)]
   ckpt = StageCheckpointer(ctx.layout.unlearned(name, orig.widths, key), max_to_keep=1)
   start = time.time()
-  if ckpt.latest_step() is not None and ckpt.read_meta()["members"] == members:
-    variables, meta = ckpt.restore(jax.eval_shape(lambda: expanded))
-    seconds = meta["seconds"]
+  restored = restore_result(ckpt, members, expanded)
+  if restored is not None:
+    variables, seconds = restored
   else:
     logging.info("unlearn %s widths %s: %d members (%d originals x %d grid points), %d epochs",
                  name, orig.widths, len(members), len(orig.members), reps, epochs)
@@ -80,6 +80,20 @@ def run(ctx, name: str, original: TrainedBucket) -> ModelSet:
                     identity, seconds)
   ctx.note_diverged(f"unlearn {name}", bucket_tag(orig.widths), models)
   return models
+
+
+def restore_result(ckpt, members, expanded):
+  """(variables, seconds) of a finished result for `members`, or None (none, or damaged)."""
+  if ckpt.latest_step() is None:
+    return None
+  try:
+    if ckpt.read_meta()["members"] != members:
+      return None
+    variables, meta = ckpt.restore(jax.eval_shape(lambda: expanded))
+  except NoUsableCheckpoint as e:
+    logging.error("%s", e)
+    return None
+  return variables, meta["seconds"]
 
 
 def _unlearn(ctx, method, epochs, original: TrainedBucket, expanded, hparams, reps):
