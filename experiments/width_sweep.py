@@ -3,6 +3,7 @@ r"""Width sweep entry point.
   python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
 """
 import logging as std_logging
+import os
 import signal
 import sys
 
@@ -32,11 +33,16 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
 
 
-def _terminate(signum, frame):
+def _interrupted(signum, frame):
   del frame
-  # SIGTERM (e.g. a scheduler's kill) unwinds like Ctrl-C, so the same message is printed and
-  # the workdir lock is released on the way out.
-  raise KeyboardInterrupt(signal.Signals(signum).name)
+  # Exit at once instead of raising: an exception raised at an arbitrary point can be swallowed
+  # by library code that catches broad exceptions. Every stage resumes from its checkpoints and
+  # caches (as after SIGKILL), and the kernel releases the workdir lock.
+  name = signal.Signals(signum).name
+  logging.error("interrupted (%s); rerun the same command to resume where it stopped.", name)
+  logging.flush()
+  sys.stderr.flush()
+  os._exit(128 + signum)   # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
 
 
 def main(argv):
@@ -49,13 +55,10 @@ def main(argv):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-  signal.signal(signal.SIGTERM, _terminate)
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, _interrupted)
   try:
     run_lib.run(_CONFIG.value, _WORKDIR.value)
-  except KeyboardInterrupt as e:
-    what = str(e) or "SIGINT"
-    logging.error("interrupted (%s); rerun the same command to resume where it stopped.", what)
-    sys.exit(143 if what == "SIGTERM" else 130)
   except WorkdirBusyError as e:
     logging.error("%s", e)
     sys.exit(2)
