@@ -14,11 +14,13 @@ import jax.numpy as jnp
 PyTree = Any
 
 
-def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree) -> PyTree:
+def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree,
+                      concatenate: Callable = jnp.concatenate) -> PyTree:
   """`fn(*trees)` computed on consecutive chunks of `chunk` members (0: all at once).
 
-  Every leaf of `trees` has the member axis first; `fn`'s outputs are concatenated along it.
-  With one chunk covering every member `fn` sees the trees themselves, unsliced.
+  Every leaf of `trees` has the member axis first; `fn`'s outputs are joined along it by
+  `concatenate` (`np.concatenate` for host outputs, so they are not copied to the device and
+  back). With one chunk covering every member `fn` sees the trees themselves, unsliced.
   """
   num = jax.tree.leaves(trees)[0].shape[0]
   chunk = chunk or num
@@ -26,4 +28,4 @@ def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree) -> 
     return fn(*trees)
   outs = [fn(*(jax.tree.map(lambda x, s=s: x[s:s + chunk], t) for t in trees))
           for s in range(0, num, chunk)]
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+  return jax.tree.map(lambda *xs: concatenate(xs), *outs)

@@ -84,7 +84,8 @@ def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
     return np.concatenate([np.asarray(fn(p, bs, x[i:i + batch_size]))
                            for i in range(0, len(x), batch_size)], axis=1)
 
-  return np.asarray(map_member_chunks(chunk_logits, strategy.member_chunk, params, batch_stats))
+  return map_member_chunks(chunk_logits, strategy.member_chunk, params, batch_stats,
+                           concatenate=np.concatenate)
 
 
 def _predict_fn(model, unbatched: bool):
