@@ -32,15 +32,15 @@ class Table:
     return np.asarray(self.values.get((stage, method, float(width), goal, lam, split, metric), []))
 
   def per_seed(self, stage, method, width, split, metric, goal="", lam="") -> dict:
-    """{seed: value}; selected models flagged degenerate are left out (see `degenerate`)."""
-    key = (stage, method, float(width), goal, lam, split, metric)
-    out = dict(zip(self.seeds.get(key, []), self.values.get(key, [])))
+    """{seed: value}; selected models flagged ('val', 'degenerate') are left out."""
+    out = self.per_seed_raw(stage, method, width, split, metric, goal, lam)
     if stage == "selected":
       flags = self.per_seed_raw(stage, method, width, "val", "degenerate", goal, lam)
       out = {s: v for s, v in out.items() if flags.get(s, 0.0) != 1.0}
     return out
 
   def per_seed_raw(self, stage, method, width, split, metric, goal="", lam="") -> dict:
+    """{seed: value}, every seed."""
     key = (stage, method, float(width), goal, lam, split, metric)
     return dict(zip(self.seeds.get(key, []), self.values.get(key, [])))
 
