@@ -49,9 +49,10 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   num = keys.shape[0]
   sizes = {"retain": (retain_idx, batch_size), "forget": (forget_idx, forget_batch_size)}
   for name, (idx, _) in sizes.items():
-    if len(idx) == 0 and any(name in terms_lib.term_groups(p.terms) for p in method.phases):
+    if idx.shape[-1] == 0 and any(name in terms_lib.term_groups(p.terms) for p in method.phases):
       raise ValueError(f"method {method.name!r} needs a non-empty {name} set.")
-  phase_steps = [math.ceil(len(sizes[p.pool][0]) / sizes[p.pool][1]) for p in method.phases]
+  phase_steps = [math.ceil(sizes[p.pool][0].shape[-1] / sizes[p.pool][1])
+                 for p in method.phases]
   steps_per_epoch = sum(phase_steps)
 
   needs = terms_lib.term_needs([t for p in method.phases for t in p.terms])

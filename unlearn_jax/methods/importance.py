@@ -66,22 +66,30 @@ def accumulate_gradients(model, variables: Variables, data: dict, idx, batch_siz
 
   Args:
     variables: member-stacked (S, ...) variables.
-    data: {'x', 'y'} device arrays; `idx` indexes them.
+    data: {'x', 'y'} device arrays; `idx` indexes them: (P,) shared by every member or (S, P)
+      one index set per member.
 
   Returns:
     (member-stacked sum, number of batches).
   """
   if power not in (1, 2):
     raise ValueError(f"power must be 1 or 2, got {power}.")
-  batches, weights = ordered_batches(idx, batch_size)
   num = jax.tree.leaves(variables.params)[0].shape[0]
-  inputs = {"idx": jnp.broadcast_to(batches, (num,) + batches.shape),
-            "w": jnp.broadcast_to(weights, (num,) + weights.shape)}
+  idx = np.asarray(idx)
+  if idx.ndim == 2:   # one index set per member (equal sizes)
+    per_member = [ordered_batches(row, batch_size) for row in idx]
+    batches = np.stack([b for b, _ in per_member])
+    weights = np.stack([w for _, w in per_member])
+  else:
+    batches, weights = ordered_batches(idx, batch_size)
+    batches = np.broadcast_to(batches, (num,) + batches.shape)
+    weights = np.broadcast_to(weights, (num,) + weights.shape)
+  inputs = {"idx": jnp.asarray(batches), "w": jnp.asarray(weights)}
   carry = (variables, jax.tree.map(jnp.zeros_like, variables.params))
   keys = jax.random.split(jax.random.key(0), num)
   (_, acc), _ = _accumulate_driver(model, power, strategy)(
       carry, {"x": data["x"], "y": data["y"]}, inputs, keys)
-  return acc, batches.shape[0]
+  return acc, batches.shape[1]
 
 
 @jax.jit

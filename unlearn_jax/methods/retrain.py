@@ -22,7 +22,7 @@ def retrain(method: Method, model, init_variables: Variables | None, data, retai
     raise ValueError("retrain needs init_variables: member-stacked (padded) initial variables, "
                      "e.g. from train.init_members.")
   factory = optimizers.make_optimizer(
-      "sgd", method.options["schedule"], total_steps=epochs * (len(retain_idx) // batch_size),
+      "sgd", method.options["schedule"], total_steps=epochs * (jnp.shape(retain_idx)[-1] // batch_size),
       momentum=method.options["momentum"])
   opt_state = jax.vmap(lambda p, lr, wd: factory(learning_rate=lr, weight_decay=wd).init(p))(
       init_variables.params, hp["learning_rate"], hp["weight_decay"])

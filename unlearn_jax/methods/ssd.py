@@ -23,7 +23,7 @@ def ssd(method: Method, model, original: Variables, data, retain_idx, forget_idx
   reference = method.options["reference_set"]
   if reference not in REFERENCE_SETS:
     raise ValueError(f"Unknown SSD reference_set {reference!r}; allowed: {REFERENCE_SETS}.")
-  ref_idx = jnp.concatenate([retain_idx, forget_idx]) if reference == "train" else retain_idx
+  ref_idx = jnp.concatenate([retain_idx, forget_idx], axis=-1) if reference == "train" else retain_idx
   forget_imp = importance.ssd_importances(model, original, data, forget_idx,
                                           batch_size=batch_size, strategy=strategy)
   ref_imp = importance.ssd_importances(model, original, data, ref_idx, batch_size=batch_size,

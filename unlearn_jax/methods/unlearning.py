@@ -29,6 +29,7 @@ from unlearn_jax.methods.method import Method
 from unlearn_jax.methods.registry import get
 from unlearn_jax.methods.retrain import retrain
 from unlearn_jax.methods.ssd import ssd
+from unlearn_jax.train.batches import check_pool
 from unlearn_jax.train.drivers import Strategy
 from unlearn_jax.train.state import TrainState, Variables
 
@@ -39,7 +40,9 @@ class ForgetTask:
 
   Attributes:
     data: {'x', 'y'} device arrays of the train split.
-    retain_idx, forget_idx: indices into `data` of the examples to keep and to forget.
+    retain_idx, forget_idx: indices into `data` of the examples to keep and to forget, shared
+      by every member (shape (P,)) or one row per member (shape (S, P)), e.g. shadow models
+      that each forget their own subset.
   """
   data: Mapping[str, jax.Array]
   retain_idx: Any
@@ -121,8 +124,8 @@ def unlearn(method: Method | str, model, original: Variables, task: ForgetTask,
                      "originals and keys along the grid (expand_grid).")
   hp = member_hparams(method, members.hparams, num)
   epochs = method.epochs if run.epochs is None else int(run.epochs)
-  retain_idx = jnp.asarray(task.retain_idx, jnp.int32)
-  forget_idx = jnp.asarray(task.forget_idx, jnp.int32)
+  retain_idx = check_pool(task.retain_idx, num)
+  forget_idx = check_pool(task.forget_idx, num)
   data = {"x": task.data["x"], "y": task.data["y"]}
   mask = members.mask
   if mask is None:

@@ -10,6 +10,8 @@ drawn from `fold_in(key, first_permutation + r)`, cut into `steps` batches of `b
   paired pool is cycled through as many permutations as the phase needs.
 
 Only indices are drawn: the data stay on the device and members differ only in their indices.
+A pool is shared by every member (shape (P,)) or per member (shape (S, P): equal sizes keep
+shapes static), e.g. the shadow models of a membership attack, each on its own training half.
 """
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: i
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
                    first_permutation=0) -> jax.Array:
-  """`index_batches` of every member: `(S, steps, batch_size)` from (S,) typed keys."""
-  return jax.vmap(lambda k: index_batches(k, pool_idx, batch_size, steps, first_permutation))(
-      keys)
+  """`index_batches` of every member: `(S, steps, batch_size)` from (S,) typed keys and a
+  shared (P,) or per-member (S, P) pool."""
+  pool_axis = 0 if pool_idx.ndim == 2 else None
+  return jax.vmap(lambda k, pool: index_batches(k, pool, batch_size, steps, first_permutation),
+                  in_axes=(0, pool_axis))(keys, pool_idx)
 
 
 def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) -> jax.Array:
@@ -43,8 +47,18 @@ def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) 
   Each member's epoch is its permutation `fold_in(key, epoch)` of the pool; the last partial
   batch is dropped so every step has the same shape.
   """
-  steps = len(pool_idx) // batch_size
+  pool_idx = check_pool(pool_idx, keys.shape[0])
+  steps = pool_idx.shape[-1] // batch_size
   if steps == 0:
-    raise ValueError(f"batch size {batch_size} is larger than the pool of {len(pool_idx)} "
+    raise ValueError(f"batch size {batch_size} is larger than the pool of {pool_idx.shape[-1]} "
                      "examples.")
-  return member_batches(keys, jnp.asarray(pool_idx), batch_size, steps, epoch)
+  return member_batches(keys, pool_idx, batch_size, steps, epoch)
+
+
+def check_pool(pool_idx, num_members: int) -> jax.Array:
+  """`pool_idx` as int32: (P,) shared by every member or (S, P) one row per member."""
+  pool_idx = jnp.asarray(pool_idx, jnp.int32)
+  if pool_idx.ndim not in (1, 2) or (pool_idx.ndim == 2 and pool_idx.shape[0] != num_members):
+    raise ValueError(f"an index pool must have shape (P,) (shared) or ({num_members}, P) (one "
+                     f"row per member), got {pool_idx.shape}.")
+  return pool_idx

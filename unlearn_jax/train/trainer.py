@@ -15,7 +15,7 @@ import numpy as np
 
 from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.batches import epoch_batches
+from unlearn_jax.train.batches import check_pool, epoch_batches
 from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
@@ -53,7 +53,8 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
     model, tx: the (widest) module and an optimizer instance (hyperparameters live in the state).
     state: member-stacked TrainState.
     data: {'x', 'y'} device arrays of the training pool's source arrays.
-    pool_idx: indices into data of the examples to train on.
+    pool_idx: indices into data of the examples to train on: (P,) shared by every member, or
+      (S, P) one pool per member (shadow models, each on its own subset).
     keys: (S,) typed keys of the members' data/augmentation stream.
     callback: called after every epoch with (epoch + 1, state, epoch metrics), e.g. to checkpoint.
 
@@ -61,7 +62,7 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
     The final state and per-member metrics of the last epoch: 'loss', 'error' of shape (S,).
   """
   driver = drivers.Driver(make_train_step(model, tx, augment), strategy)
-  pool_idx = jnp.asarray(pool_idx, jnp.int32)
+  pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
   for epoch in range(start_epoch, epochs):
