@@ -5,7 +5,10 @@ time, an estimate from the H100 training throughput in benchmarks/README.md (Res
 about 14k, 9k, 4.7k and 2.8k examples/s per model at k = 8, 16, 32, 64, 4 members): training
 2 x 3 seeds x 5 widths for 100 epochs of 40,000 examples takes about 4-5 hours, dominated by
 k = 64 (~2.4 h); the unlearning grids add roughly another 1-2 hours. Not yet run end to end.
-`:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU).
+`:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU). Activations are
+bfloat16 (mixed precision: float32 parameters, optimizer state, BatchNorm statistics and loss;
+tests/test_mixed_precision.py checks errors match float32 up to seed noise at smoke size);
+`:float32` computes in float32 throughout (and on CPUs, where bfloat16 is emulated and slower).
 
 The paper's setting: pre-activation ResNet-18 of Nakkiran widths on CIFAR-10.
 
@@ -17,14 +20,16 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, smoke=False)
+  arg = common.parse_arg(arg, smoke=False, float32=False)
   c = common.base_config()
   c.dataset.name, c.dataset.kwargs = "cifar10", {}
-  c.model.name, c.model.kwargs = "preact_resnet18", {}
+  c.model.name = "preact_resnet18"
+  c.model.kwargs = {} if arg.float32 else {"compute_dtype": "bfloat16"}
   c.widths = (4, 8, 16, 32, 64)
   c.bucket_max_ratio = 2.0
   c.seeds = (0, 1, 2)
   c.train.update(dict(learning_rate=0.1, epochs=100, augment=True, checkpoint_every=5))
   if arg.smoke:
     c = common.shrink_for_smoke(c)
+    c.model.kwargs = {}   # smoke runs on CPUs
   return c

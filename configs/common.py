@@ -64,6 +64,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.forgetting_score = ml_collections.ConfigDict(dict(
       models_per_side=0, methods=("scrub", "neggrad_plus", "l1_sparse"), seed_offset=1000,
       bootstrap_resamples=1000))
+  # Per-example membership inference with shadow models (experiments/stages/lira.py): per width
+  # shadow_models originals trained on the train split, each unlearned forgetting its own half
+  # of 2|F| candidates and retrained without it; LiRA / U-LiRA score the sweep's models on the
+  # forget set. 0 turns it off.
+  c.lira = ml_collections.ConfigDict(dict(
+      shadow_models=0, methods=("scrub", "neggrad_plus", "l1_sparse"), seed_offset=2000,
+      fprs=(0.01, 0.001), bootstrap_resamples=1000))
   c.regions = ml_collections.ConfigDict(dict(
       lam=0.4,                    # decision regions of the points selected at this lambda
       num_planes=8, resolution=24, plot_resolution=120, margin=0.1,
@@ -97,6 +104,9 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.regions.update(dict(num_planes=2, resolution=6, plot_resolution=24, num_anchors=4,
                         num_directions=4))
   c.eval.mia_max_train = 100
+  if c.lira.shadow_models:
+    c.lira.shadow_models = min(c.lira.shadow_models, 4)
+    c.lira.bootstrap_resamples = 100
   if c.dataset.name not in ("mnist1d", "synthetic"):
     c.dataset.name, c.dataset.kwargs = "synthetic", {"image_size": 8, "num_train": 200,
                                                      "num_test": 100, "num_classes": 10}

@@ -17,7 +17,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, smoke=False, seeds=10, all_widths=False)
+  arg = common.parse_arg(arg, smoke=False, seeds=10, all_widths=False, shadows=64)
   c = common.base_config()
   c.dataset.name = "mnist1d"
   c.model.name, c.model.kwargs = "mlp", {"depth": 2}
@@ -42,6 +42,9 @@ def get_config(arg=None):
   c.unlearn.epochs = {m: 10 for m in ("scrub", "neggrad_plus", "l1_sparse", "finetune",
                                       "random_labels", "salun")}
   c.unlearn.epochs.update({"gradient_ascent": 5, "bad_teacher": 3})
+  # Per-example membership inference (LiRA / U-LiRA) with this many shadow models per width for
+  # the study's three methods; `:shadows=0` turns it off.
+  c.lira.shadow_models = arg.shadows
   if arg.smoke:
     c = common.shrink_for_smoke(c)
   return c

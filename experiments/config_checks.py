@@ -29,6 +29,7 @@ def check(config) -> None:
                      f"{tuple(config.eval.lambdas)}: regions, epsilon scores and plane figures "
                      "are computed for the points selected at that lambda.")
   evaluators_lib.from_config(config)
+  _check_lira(config)
 
 
 def _check_widths(config) -> None:
@@ -71,3 +72,24 @@ def _check_unlearn(config) -> None:
   for name in u.methods:
     if name != "retrain":
       method_with_config(config, name)   # unknown hyperparameter names raise here
+
+
+def _check_lira(config) -> None:
+  cfg = config.lira
+  if not cfg.shadow_models:
+    return
+  if cfg.shadow_models < 4 or cfg.shadow_models % 2:
+    raise ValueError(f"config.lira.shadow_models={cfg.shadow_models!r}; it must be 0 (off) or an "
+                     "even number >= 4 (shadows come in pairs that split the candidates), e.g. "
+                     "64.")
+  methods = [m for m in config.unlearn.methods if m != "retrain"]
+  unknown = sorted(set(cfg.methods) - set(methods))
+  if unknown:
+    raise ValueError(f"config.lira.methods names {unknown}, which config.unlearn.methods does not "
+                     f"run; allowed: {methods}.")
+  if len(config.seeds) < 2:
+    raise ValueError("config.lira needs at least 2 seeds: its calibration row scores the "
+                     "retrained references of half the seeds against the other half.")
+  bad = [f for f in cfg.fprs if not 0.0 < f < 1.0]
+  if bad:
+    raise ValueError(f"config.lira.fprs has {bad}; false-positive rates lie in (0, 1).")

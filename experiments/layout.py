@@ -7,9 +7,13 @@
       group_original/, group_retrained/, forgetting_score/<method>/   the forgetting score's
                                        many models (one original unlearned K times, K + K
                                        retrained, K originals of other seeds)
+      shadow_original/, shadow_retrained/, lira/<method>/   the membership attack's shadow
+                                       models (trained on the train split, retrained without
+                                       their halves, unlearned forgetting their halves)
       cache/evaluate/<set>_widths_<tag>.{npz,json}   evaluator outputs per model set
       cache/regions/<set>_widths_<tag>[_<goal>_<lam>].{npz,json}   decision-region changes
-      cache/forgetting_score/<group>_widths_<tag>.{npz,json}   the groups' forget confidences
+      cache/forgetting_score/<group>_widths_<tag>.{npz,json}   forget-set confidences of the
+                                       forgetting score's groups and the attack's models
       figures/*.png, results.csv, report.md, run_info.json
       .lock                            held while a run is in progress
 
@@ -44,6 +48,10 @@ class Layout:
   def group_unlearned(self, method: str, widths, key: str) -> str:
     """The forgetting score's K unlearning runs from one original (per bucket)."""
     return self._path("forgetting_score", method, f"widths_{bucket_tag(widths)}_{key}")
+
+  def lira_unlearned(self, method: str, widths, key: str) -> str:
+    """The membership attack's shadow models unlearned with `method` (per bucket)."""
+    return self._path("lira", method, f"widths_{bucket_tag(widths)}_{key}")
 
   def group_confidences(self, model_set: str, widths) -> str:
     return self._path("cache", "forgetting_score", f"{model_set}_widths_{bucket_tag(widths)}")

@@ -90,6 +90,41 @@ def vs_width(t, series, ylabel: str, title: str, path: str):
   fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
+def lira_vs_width(t, lam: float, path: str, fpr: float = 0.01):
+  """Left: the per-example attack's TPR at `fpr` per width (online LiRA / U-LiRA, 95% bootstrap
+  intervals); right: the population loss attack on the same models (mean ± std over seeds)."""
+  fig, (left, right) = figure(2)
+  methods = t.methods("lira")
+  colour = {m: f"C{i}" for i, m in enumerate(methods)}
+  # The population panel's original / retrained in the colours of their LiRA rows.
+  colour.update({short: colour[m] for m in methods for short in ("original", "retrain")
+                 if m.startswith(short)})
+  metric = f"online_tpr@{fpr:g}"
+  for m in methods:
+    one = lambda w, suffix="": t.stat("lira", m, w, "forget", metric + suffix)[0]
+    mid = np.array([one(w) for w in t.widths])
+    err = np.array([[mid[k] - one(w, "_low"), one(w, "_high") - mid[k]]
+                    for k, w in enumerate(t.widths)]).T
+    left.errorbar(t.widths, mid, yerr=err, marker="o", capsize=3, label=m, color=colour[m])
+  left.axhline(fpr, color="gray", ls=":", label=f"chance (TPR = FPR = {fpr:g})")
+  left.set_ylabel(f"TPR at {fpr:g} FPR")
+  left.set_title("per-example attack (LiRA / U-LiRA, online)")
+  pop = [("original", "original", {}), ("retrained", "retrain", {})]
+  pop += [("selected", m, {"goal": "privacy", "lam": lam})
+          for m in methods if m in t.methods("selected")]
+  for stage, m, where in pop:
+    ms = np.array([t.stat(stage, m, w, "forget", "mia_loss", **where) for w in t.widths])
+    right.errorbar(t.widths, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, label=m,
+                   color=colour.get(m))
+  right.axhline(0.5, color="gray", ls=":", label="chance")
+  right.set_ylabel("loss-MIA accuracy")
+  right.set_title(f"population attack, same models (privacy, lambda {lam:g})")
+  for ax in (left, right):
+    ax.set_xscale("log")
+    ax.set_xlabel("width")
+    ax.legend(fontsize=7)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+
 
 def plot_plane(labels_before, labels_after, a_values, b_values, anchor_ab, path: str,
                num_classes: int, titles: Sequence[str] = ("before unlearning",

@@ -9,6 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 from experiments import plots
+from experiments.stages import lira as lira_stage
 from unlearn_jax.evaluation import intervals, tuning
 
 STUDY_METHODS = ("scrub", "neggrad_plus", "l1_sparse")
@@ -238,6 +239,87 @@ def _forgetting_score_section(t: Table) -> list[str]:
   return lines
 
 
+def _interval(t: Table, method, w, metric) -> str:
+  one = lambda suffix: t.stat("lira", method, w, "forget", metric + suffix)[0]
+  return f"{one(''):.3f} [{one('_low'):.3f}, {one('_high'):.3f}]"
+
+
+def _lira_section(t: Table, config, lam_r) -> list[str]:
+  """The per-example attack per width and method, its calibration rows, the population attack
+  on the same models, and finding 2 under the stronger attack."""
+  methods = t.methods("lira")
+  if not methods:
+    return []
+  fixed = [m for m in (lira_stage.ORIGINAL, lira_stage.CHANCE) if m in methods]
+  methods = fixed + [m for m in methods if m not in fixed]
+  fpr = min(config.lira.fprs, key=lambda f: abs(f - 0.01))
+  low_fpr = min(config.lira.fprs)
+  one = lambda m, w, metric: t.stat("lira", m, w, "forget", metric)[0]
+  lines = ["", "## Per-example membership inference with shadow models (LiRA / U-LiRA)", "",
+           f"Per width {one(methods[0], t.widths[0], 'shadow_models'):.0f} shadow models on the "
+           "member axis: originals trained on the train split, each unlearned with the method "
+           "(at the hyperparameters selected for privacy) forgetting its own random half of "
+           "2|F| candidates, and retrained without that half. Per forget example a Gaussian is "
+           "fitted to the logit-scaled true-class confidence of the shadows that forgot it "
+           "(U-LiRA; for the original row: every shadow original, LiRA) and of those retrained "
+           "without it. The sweep's own models are scored on the forget set: members are each "
+           "method's models selected for privacy (or the originals), non-members the retrained "
+           "references; the calibration row scores the retrained references of half the seeds "
+           "against the other half, where there is nothing to find. 'Online' is the likelihood "
+           "ratio, 'offline' the one-sided test against the retrained Gaussian alone. Values "
+           "with 95% two-way bootstrap intervals (target models and forget examples resampled). "
+           "A method's models are detected when the AUC interval lies above 0.5.", ""]
+  for attack, metric, title in (("online", f"tpr@{fpr:g}", f"TPR at {fpr:g} FPR"),
+                                ("online", f"tpr@{low_fpr:g}", f"TPR at {low_fpr:g} FPR"),
+                                ("online", "auc", "AUC"), ("offline", "auc", "AUC"),
+                                ("offline", f"tpr@{fpr:g}", f"TPR at {fpr:g} FPR")):
+    if attack == "online" and metric == f"tpr@{low_fpr:g}" and low_fpr == fpr:
+      continue
+    lines += [f"### {attack.capitalize()} attack: {title}", "",
+              "| width | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for w in t.widths:
+      if not np.isfinite(one(methods[0], w, f"{attack}_{metric}")):
+        continue
+      lines.append(f"| {w:g} | " + " | ".join(_interval(t, m, w, f"{attack}_{metric}")
+                                              for m in methods) + " |")
+    lines.append("")
+  lines += ["### Next to the population attacks (privacy selections)", "",
+            "Per-example: online AUC interval above 0.5. Population: the loss attack's accuracy "
+            "on the selected models exceeds the retrained references' (paired by seed, interval "
+            "above 0).", "",
+            "| width | method | U-LiRA AUC | U-LiRA detects | loss-MIA accuracy (selected - "
+            "retrained) | loss attack detects | SVC MIA-efficacy |", "|---|---|---|---|---|---|---|"]
+  for w in t.widths:
+    for m in methods[len(fixed):]:
+      if not np.isfinite(one(m, w, "online_auc")):
+        continue
+      detects = intervals.verdict_at_least(one(m, w, "online_auc_low") - 0.5,
+                                           one(m, w, "online_auc_high") - 0.5, 1e-12)
+      sel = t.per_seed("selected", m, w, "forget", "mia_loss", goal="privacy", lam=lam_r)
+      gap = Paired(lambda a, b: a - b, sel, t.per_seed("retrained", "retrain", w, "forget",
+                                                       "mia_loss"))
+      efficacy = t.stat("selected", m, w, "forget", "mia_efficacy", goal="privacy", lam=lam_r)
+      lines.append(f"| {w:g} | {m} | {_interval(t, m, w, 'online_auc')} | "
+                   f"{_detects(detects)} | {gap} | {_detects(gap.at_least(1e-12))} | "
+                   f"{_fmt(efficacy)} |")
+  narrow, wide = t.widths[0], t.widths[-1]
+  tpr = lambda w, suffix="": one(lira_stage.ORIGINAL, w, f"online_tpr@{fpr:g}{suffix}")
+  verdict = (intervals.HOLDS if tpr(narrow, "_high") < tpr(wide, "_low") else intervals.FAILS
+             if tpr(narrow, "_low") > tpr(wide, "_high") else intervals.INCONCLUSIVE)
+  lines += ["", f"Finding 2 under the per-example attack: the originals' TPR at {fpr:g} FPR is "
+            f"{_interval(t, lira_stage.ORIGINAL, narrow, f'online_tpr@{fpr:g}')} at width "
+            f"{narrow:g} against {_interval(t, lira_stage.ORIGINAL, wide, f'online_tpr@{fpr:g}')} "
+            f"at width {wide:g} (retrain vs retrain: "
+            f"{_interval(t, lira_stage.CHANCE, narrow, f'online_tpr@{fpr:g}')} and "
+            f"{_interval(t, lira_stage.CHANCE, wide, f'online_tpr@{fpr:g}')}): narrow originals "
+            f"less exposed than wide ones (disjoint intervals): {verdict}."]
+  return lines
+
+
+def _detects(verdict: str) -> str:
+  return {intervals.HOLDS: "yes", intervals.FAILS: "no"}.get(verdict, "inconclusive")
+
+
 def _chance_section(t: Table, config, chance: float) -> list[str]:
   """When the objectives at the configured lambdas prefer a chance-level model to the original,
   and how many selected models were flagged degenerate (left out of the verdicts)."""
@@ -298,6 +380,9 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
                                    lam=lam_r)) for m in methods],
       "loss-MIA accuracy (0.5 = private)", f"membership inference (privacy, lambda {lam_r:g})",
       layout.figure("mia_vs_width.png"))
+  if t.methods("lira"):
+    plots.lira_vs_width(t, lam_r, layout.figure("lira_vs_width.png"),
+                        min(config.lira.fprs, key=lambda f: abs(f - 0.01)))
   study = [m for m in STUDY_METHODS if m in methods]
   # Colour per method; solid near the forget examples, dashed for the comparison set.
   style = lambda i, f: {"color": f"C{i}", "linestyle": "-" if f == "forget" else "--"}
@@ -359,6 +444,7 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
                      f"{int(np.nansum(flags))}/{len(flags)} |")
   lines += _evaluator_tables(t, evaluators, methods, lam_r, len(config.seeds))
   lines += _forgetting_score_section(t)
+  lines += _lira_section(t, config, lam_r)
   lines += _chance_section(t, config, 1.0 - 1.0 / info["num_classes"])
   lines += _diverged_section(diverged)
   lines += ["", "## Figures", ""]

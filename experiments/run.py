@@ -3,7 +3,8 @@
 For every width bucket (widths that share one padded, vmapped member axis): train the originals
 and the retrained references, evaluate both; then for every method: unlearn every original over
 the method's grid, evaluate, select hyperparameters per (goal, lambda) on validation data, and at
-`config.regions.lam` score the selected models as a group and probe their decision regions.
+`config.regions.lam` score the selected models as a group and probe their decision regions;
+optionally the many-model protocols (forgetting score, shadow-model membership attack).
 Finally the report stage writes `results.csv`, figures and `report.md`. Each stage keeps its own
 cache in the workdir (see `experiments.stages`): a killed run continues where it stopped.
 """
@@ -16,8 +17,8 @@ import jax
 
 from experiments import config_checks, context, results, setup, workdir_lock
 from experiments.layout import Layout, bucket_tag
-from experiments.stages import (evaluate, forgetting_score, regions, report, select, train,
-                                unlearn)
+from experiments.stages import (evaluate, forgetting_score, lira, regions, report, select,
+                                train, unlearn)
 from unlearn_jax.train import Progress, variable_structure, width_buckets
 
 
@@ -84,6 +85,11 @@ def _bucket(ctx, widths, methods, timings, progress) -> list[dict]:
   if forgetting_score.enabled(ctx.config):
     rows += forgetting_score.run(ctx, widths, original, {
         m: picks[m] for m in ctx.config.forgetting_score.methods if m in picks})
+  if lira.enabled(ctx.config):
+    lira_rows, seconds = lira.run(ctx, widths, original, retr,
+                                  {m: picks[m] for m in ctx.config.lira.methods if m in picks})
+    rows += lira_rows
+    timings.update(seconds)
   return rows
 
 

@@ -7,5 +7,7 @@ it depends on, so a killed run resumes at any stage the same way:
   evaluate  evaluator metrics of a model set          stage_cache entry
   select    hyperparameters per (goal, lambda)        pure function of evaluate's metrics
   regions   decision-region change of selected models stage_cache entry
+  forgetting_score  the NeurIPS 2023 score, K models per side   checkpoints + stage_cache
+  lira      shadow models and the per-example attack   checkpoints + stage_cache
   report    results.csv, figures, report.md           rewritten from the rows each run
 """

@@ -56,7 +56,7 @@ def run(ctx, widths, original: train.TrainedBucket, picks: dict) -> list[dict]:
   groups = {"retrained": retrained.models, "original (floor)": floor.models}
   for name, (unlearned, chosen) in picks.items():
     groups[name] = _unlearn_group(ctx, name, original, unlearned, chosen, k)
-  conf = {name: _confidences(ctx, models) for name, models in groups.items()}
+  conf = {name: forget_confidences(ctx, models) for name, models in groups.items()}
   rows = []
   for w in widths:
     of = lambda name: conf[name][[m["width"] == w for m in groups[name].members]]
@@ -128,8 +128,9 @@ def _unlearn_group(ctx, name, original: train.TrainedBucket, unlearned: ModelSet
                   origin, {"group": name, "key": key}, seconds)
 
 
-def _confidences(ctx, models: ModelSet) -> np.ndarray:
-  """(S, n_forget) logit-scaled true-class confidences; NaN rows for diverged members."""
+def forget_confidences(ctx, models: ModelSet) -> np.ndarray:
+  """(S, n_forget) logit-scaled true-class confidences on the forget set (cached); NaN rows for
+  diverged members. Also the statistic of the per-example membership attack (stages/lira)."""
   def compute():
     x = jnp.asarray(ctx.splits.x_train[ctx.splits.forget_idx])
     logits = train_lib.predict_logits(models.model, models.variables.params,

@@ -7,6 +7,7 @@ model) is refused with the settings that differ, never silently continued.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -22,9 +23,12 @@ from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 from unlearn_jax.train import sharding
 
 # name -> (which examples it trains on, the data-order stream of its members' keys). The
-# 'group_*' stages are the many-model forgetting score's models (their own seeds).
+# 'group_*' stages are the many-model forgetting score's models and the 'shadow_*' stages the
+# membership attack's shadow models (their own seeds); 'pools' trains every seed on its own
+# subset (given by the caller).
 STAGES = {"original": ("train", 0), "retrained": ("retain", 1),
-          "group_original": ("train", 0), "group_retrained": ("retain", 1)}
+          "group_original": ("train", 0), "group_retrained": ("retain", 1),
+          "shadow_original": ("train", 0), "shadow_retrained": ("pools", 1)}
 
 
 @dataclasses.dataclass
@@ -36,15 +40,27 @@ class TrainedBucket:
   mask: Any
 
 
-def run(ctx, name: str, widths, seeds=None) -> TrainedBucket:
+def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   """Trains (or resumes, or loads) stage `name` (see STAGES) of one bucket, for `seeds`
-  (default config.seeds) x widths."""
+  (default config.seeds) x widths.
+
+  pools: for a 'pools' stage, (len(seeds), P) indices into the train split, seed i's training
+    examples (the same at every width).
+  """
   config, splits, t = ctx.config, ctx.splits, ctx.config.train
   pool_name, stream = STAGES[name]
-  pool_idx = np.arange(len(splits.y_train)) if pool_name == "train" else splits.retain_idx
-  seeds = config.seeds if seeds is None else seeds
+  seeds = list(config.seeds if seeds is None else seeds)
   members = train_lib.member_grid(seeds, widths, [t.learning_rate], [t.weight_decay])
-  steps_per_epoch = len(pool_idx) // t.batch_size
+  if pool_name == "pools":
+    pools = np.asarray(pools, np.int32)
+    if pools.ndim != 2 or len(pools) != len(seeds):
+      raise ValueError(f"stage {name!r} needs one pool per seed, shape ({len(seeds)}, P); got "
+                       f"{pools.shape}.")
+    # member_grid is width-major: every width repeats the seeds in order.
+    pool_idx = np.tile(pools, (len(widths), 1))
+  else:
+    pool_idx = np.arange(len(splits.y_train)) if pool_name == "train" else splits.retain_idx
+  steps_per_epoch = pool_idx.shape[-1] // t.batch_size
   tx_factory = train_lib.make_optimizer(t.optimizer, t.schedule, t.epochs * steps_per_epoch,
                                         momentum=t.momentum)
   model, state, mask = train_lib.init_members(config.model.name, members, splits.num_classes,
@@ -59,6 +75,8 @@ def run(ctx, name: str, widths, seeds=None) -> TrainedBucket:
       "members": [dataclasses.asdict(m) for m in members], "train": train_settings,
       "dataset": config.dataset.to_dict(), "data": ctx.fingerprint,
       "model": config.model.to_dict()}))
+  if pool_name == "pools":
+    identity["pools"] = hashlib.sha256(pool_idx.tobytes()).hexdigest()
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:
@@ -103,6 +121,8 @@ def _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream, member
     padded = sharding.padded_count(num, jax.device_count())
     state = sharding.shard_members(sharding.pad_members(state, padded), mesh)
     keys = sharding.pad_members(keys, padded)
+    if pool_idx.ndim == 2:
+      pool_idx = sharding.pad_members(pool_idx, padded)
     data = sharding.replicate(data, mesh)
   logging.info("%s widths %s: %d members, strategy %s, %d device(s)", name, widths, num,
                strategy, jax.device_count())

@@ -68,7 +68,7 @@ def run(ctx, name: str, original: TrainedBucket) -> ModelSet:
   else:
     logging.info("unlearn %s widths %s: %d members (%d originals x %d grid points), %d epochs",
                  name, orig.widths, len(members), len(orig.members), reps, epochs)
-    variables = _unlearn(ctx, method, epochs, original, expanded, hparams, reps)
+    variables = unlearn_members(ctx, method, epochs, original, expanded, hparams, reps)
     jax.block_until_ready(variables)
     seconds = time.time() - start
     ckpt.save(1, variables, {"members": members, "seconds": seconds, "method": name})
@@ -96,9 +96,14 @@ def restore_result(ckpt, members, expanded):
   return variables, meta["seconds"]
 
 
-def _unlearn(ctx, method, epochs, original: TrainedBucket, expanded, hparams, reps):
-  """The unlearned member-stacked variables."""
+def unlearn_members(ctx, method, epochs, original: TrainedBucket, expanded, hparams, reps,
+                    retain_idx=None, forget_idx=None):
+  """The unlearned member-stacked variables of `expanded`: every original of the bucket
+  repeated `reps` times (grid points), with per-member `hparams`, forgetting the sweep's forget
+  set, or per-member (S, P) `retain_idx` / `forget_idx` (shadow models)."""
   config, splits = ctx.config, ctx.splits
+  retain_idx = splits.retain_idx if retain_idx is None else retain_idx
+  forget_idx = splits.forget_idx if forget_idx is None else forget_idx
   keys = methods_lib.repeat_members(train_lib.member_keys(original.members, stream=2), reps)
   mask = methods_lib.repeat_members(original.mask, reps)
   init_variables = None
@@ -111,7 +116,7 @@ def _unlearn(ctx, method, epochs, original: TrainedBucket, expanded, hparams, re
     init_variables = methods_lib.repeat_members(fresh_state.variables, reps)
   state, _ = methods_lib.unlearn(
       method, original.models.model, expanded,
-      methods_lib.ForgetTask(ctx.data, splits.retain_idx, splits.forget_idx),
+      methods_lib.ForgetTask(ctx.data, retain_idx, forget_idx),
       methods_lib.MemberInputs(keys, hparams, mask, init_variables),
       methods_lib.RunSettings(epochs=epochs, batch_size=config.unlearn.batch_size,
                               strategy=original.models.strategy,

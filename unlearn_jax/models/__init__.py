@@ -13,17 +13,24 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from unlearn_jax.models import layers
 from unlearn_jax.models.cnn import CNN
 from unlearn_jax.models.mlp import MLP
 from unlearn_jax.models.padding import active_mask, pad_variables, unpad_variables
 from unlearn_jax.models.preact_resnet import PreActResNet18
 from unlearn_jax.registry import Registry
 
+# `compute_dtype` ('float32' or 'bfloat16', a model kwarg of every built-in) is the activations'
+# dtype: bfloat16 is mixed precision (float32 parameters, optimizer state and loss).
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model", {
-    "mlp": lambda width, num_classes, depth=2: MLP(int(width), num_classes, depth),
-    "cnn": lambda width, num_classes: CNN(int(width), num_classes),
-    "preact_resnet18": lambda width, num_classes: PreActResNet18(width, num_classes, "nakkiran"),
-    "preact_resnet18_scrub": lambda width, num_classes: PreActResNet18(width, num_classes, "scrub"),
+    "mlp": lambda width, num_classes, depth=2, compute_dtype="float32": MLP(
+        int(width), num_classes, depth, layers.compute_dtype(compute_dtype)),
+    "cnn": lambda width, num_classes, compute_dtype="float32": CNN(
+        int(width), num_classes, layers.compute_dtype(compute_dtype)),
+    "preact_resnet18": lambda width, num_classes, compute_dtype="float32": PreActResNet18(
+        width, num_classes, "nakkiran", layers.compute_dtype(compute_dtype)),
+    "preact_resnet18_scrub": lambda width, num_classes, compute_dtype="float32": PreActResNet18(
+        width, num_classes, "scrub", layers.compute_dtype(compute_dtype)),
 })
 # Built-in models whose width counts units or channels; int() would silently truncate 2.5 to 2.
 INTEGER_WIDTH_MODELS = ("mlp", "cnn", "preact_resnet18")

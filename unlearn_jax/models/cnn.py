@@ -5,6 +5,8 @@ a linear layer. The convolution is 1-D for signals (N, L) and 2-D for images (N,
 globally (not flatten) so the classifier's input is the 8k channels in order, which keeps a
 zero-padded narrow network exactly equivalent to the narrow one.
 """
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -14,15 +16,16 @@ from unlearn_jax.models.layers import preprocess
 class CNN(nn.Module):
   width: int
   num_classes: int
+  dtype: Any = jnp.float32   # activations; parameters stay float32, logits are float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = preprocess(x, spatial_dims=1)
+    x = preprocess(x, spatial_dims=1, dtype=self.dtype)
     nd = x.ndim - 2
     for i, mult in enumerate((1, 2, 4, 8)):
-      x = nn.Conv(self.width * mult, (3,) * nd, use_bias=False)(x)
-      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+      x = nn.Conv(self.width * mult, (3,) * nd, use_bias=False, dtype=self.dtype)(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x))
       if i > 0 and min(x.shape[1:-1]) >= 2:
         x = nn.max_pool(x, (2,) * nd, strides=(2,) * nd)
     x = jnp.max(x, axis=tuple(range(1, 1 + nd)))
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)

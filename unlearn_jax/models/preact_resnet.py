@@ -8,7 +8,7 @@ Two width conventions (PAPER.md "Setting"):
 Layout follows the common CIFAR pre-activation ResNet: 3x3 stem conv, four stages of two
 pre-activation basic blocks (strides 1, 2, 2, 2), global average pool, linear classifier.
 """
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -34,17 +34,20 @@ def stage_widths(width: float, convention: str) -> tuple[int, Sequence[int]]:
 class PreActBlock(nn.Module):
   channels: int
   stride: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     nd = x.ndim - 2
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)
+    conv = lambda kernel, stride: nn.Conv(self.channels, (kernel,) * nd, strides=(stride,) * nd,
+                                          use_bias=False, dtype=self.dtype)
     out = nn.relu(bn()(x))
     shortcut = x
     if self.stride != 1 or x.shape[-1] != self.channels:
-      shortcut = nn.Conv(self.channels, (1,) * nd, strides=(self.stride,) * nd, use_bias=False)(out)
-    out = nn.Conv(self.channels, (3,) * nd, strides=(self.stride,) * nd, use_bias=False)(out)
-    out = nn.Conv(self.channels, (3,) * nd, use_bias=False)(nn.relu(bn()(out)))
+      shortcut = conv(1, self.stride)(out)
+    out = conv(3, self.stride)(out)
+    out = conv(3, 1)(nn.relu(bn()(out)))
     return out + shortcut
 
 
@@ -52,15 +55,16 @@ class PreActResNet18(nn.Module):
   width: float
   num_classes: int
   convention: str = "nakkiran"
+  dtype: Any = jnp.float32   # activations; parameters stay float32, logits are float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = preprocess(x, spatial_dims=1)
+    x = preprocess(x, spatial_dims=1, dtype=self.dtype)
     nd = x.ndim - 2
     stem, stages = stage_widths(self.width, self.convention)
-    x = nn.Conv(stem, (3,) * nd, use_bias=False)(x)
+    x = nn.Conv(stem, (3,) * nd, use_bias=False, dtype=self.dtype)(x)
     for i, channels in enumerate(stages):
       for j in range(2):
-        x = PreActBlock(channels, stride=2 if (i > 0 and j == 0) else 1)(x, train)
+        x = PreActBlock(channels, 2 if (i > 0 and j == 0) else 1, self.dtype)(x, train)
     x = jnp.mean(x, axis=tuple(range(1, 1 + nd)))
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
