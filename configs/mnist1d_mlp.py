@@ -1,9 +1,11 @@
 r"""python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
 
-Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 7 minutes (measured
-on 2 cores from a fresh workdir with an empty compilation cache: 7 min 4 s wall; 10 seeds,
-5 widths, 9 methods over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the
-number of seeds; `:all_widths` runs 7 widths (4..256; about 12.5 minutes at 10 seeds).
+Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 20 minutes; without
+the shadow-model attack (`:shadows=0`) about 7 minutes (measured on 2 cores from a fresh workdir
+with an empty compilation cache: 7 min 4 s wall; 10 seeds, 5 widths, 9 methods over their
+grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of seeds; `:shadows=M`
+the shadow models per width (0: off); `:all_widths` runs 7 widths (4..256; about 12.5 minutes at
+10 seeds without the attack).
 
 The offline default: MLPs of widths from clearly under- to clearly overparameterized on MNIST-1D.
 
@@ -11,7 +13,8 @@ Choices the study leaves open (PAPER.md): 2 hidden layers; widths 4, 16, 32, 64,
 reaches only ~58% training error on the 3,200-example training split, widths >= 64 interpolate
 it); SGD momentum 0.9, lr 0.05 with cosine decay, weight decay 5e-4, batch 128, 150 epochs; 200
 forget examples drawn uniformly; method grids widened for a small MLP (below); 10 seeds, so every
-finding in the report comes with a bootstrap interval over seeds.
+finding in the report comes with a bootstrap interval over seeds; 64 shadow models per width for
+the per-example attack (LiRA / U-LiRA) on the study's three methods.
 """
 from configs import common
 
