@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,3 +119,48 @@ def test_gpu_check_script_parses():
   proc = subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")],
                         capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr
+
+
+TINY_BASELINE = ["--widths=4", "--seeds=2", "--steps=20", "--num_samples=600"]
+
+
+def _check_baseline(rows, table, frameworks):
+  assert [(r.width, r.seeds, r.steps) for r in rows] == [(4, 2, 21)]   # 7 epochs x 3 steps
+  times = {"jax": ("jax_init_s", "jax_first_epoch_s", "jax_rest_s", "jax_total_s"),
+           "torch": ("torch_s",)}
+  for framework, names in times.items():
+    for name in names:
+      value = getattr(rows[0], name)
+      if framework in frameworks:
+        assert value is not None and np.isfinite(value) and value > 0, (name, value)
+      else:
+        assert value is None, name
+  assert "| width | seeds | steps | jax init s |" in table
+  assert table.count("\n| 4 | 2 | 21 |") == 1
+
+
+def test_torch_baseline_jax_side_at_tiny_size(tmp_path, capsys):
+  from benchmarks import torch_baseline  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "baseline.md"
+  rows, table = torch_baseline.main(TINY_BASELINE + ["--frameworks=jax", f"--out={out}"])
+  _check_baseline(rows, table, {"jax"})
+  assert rows[0].ratio is None and np.isfinite(rows[0].jax_loss)
+  assert "| 4 | 2 | 21 |" in capsys.readouterr().out
+  assert out.read_text() == table + "\n"
+
+
+def test_torch_baseline_torch_side_at_tiny_size():
+  pytest.importorskip("torch")
+  from benchmarks import torch_baseline  # pylint: disable=g-import-not-at-top
+  rows, table = torch_baseline.main(TINY_BASELINE + ["--frameworks=torch", "--threads=1"])
+  _check_baseline(rows, table, {"torch"})
+  assert np.isfinite(rows[0].torch_loss)
+
+
+def test_torch_baseline_says_how_to_install_torch(monkeypatch, capsys):
+  from benchmarks import torch_baseline  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(torch_baseline, "torch_version", lambda: None)
+  with pytest.raises(SystemExit) as exit_info:
+    torch_baseline.main(TINY_BASELINE)
+  assert exit_info.value.code == 2
+  assert "pip install -e .[bench]" in capsys.readouterr().err

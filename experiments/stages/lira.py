@@ -186,10 +186,14 @@ def _unlearn_shadows(ctx, name, shadow: train.TrainedBucket, unlearned: ModelSet
   members = []
   for i, member in enumerate(shadow.members):
     shadow_index = i % num    # member_grid is width-major
-    wanted = (seeds[shadow_index % len(seeds)], member.width)
-    # A seed whose selection is missing (its original diverged): any seed's at this width.
-    hparams = selected.get(wanted) or next(
-        h for (s, w), h in sorted(selected.items()) if w == member.width)
+    at_width = [h for (s, w), h in sorted(selected.items()) if w == member.width]
+    # A seed without a selection (its original diverged) borrows another seed's; a width with
+    # none at all falls back to the method's defaults.
+    hparams = selected.get((seeds[shadow_index % len(seeds)], member.width)) or (
+        at_width[0] if at_width else dict(method.defaults))
+    if not at_width and shadow_index == 0:
+      logging.warning("lira %s width %s: no selected model to copy hyperparameters from; the "
+                      "shadows use the method's defaults.", name, member.width)
     members.append({"seed": member.seed, "width": member.width, "hparams": hparams,
                     "shadow": shadow_index})
   key = hashlib.sha256(json.dumps({"members": members, "originals": orig.identity,
@@ -204,10 +208,10 @@ def _unlearn_shadows(ctx, name, shadow: train.TrainedBucket, unlearned: ModelSet
     logging.info("lira: unlearning %d shadow models with %s", len(members), name)
     hparams = {h: jnp.asarray([m["hparams"][h] for m in members], jnp.float32)
                for h in members[0]["hparams"]}
-    reps = len(orig.widths)
+    per_width = lambda sets: np.tile(sets, (len(orig.widths), 1))
     variables = unlearn.unlearn_members(ctx, method, epochs, shadow, orig.variables, hparams, 1,
-                                        retain_idx=np.tile(retain_sets, (reps, 1)),
-                                        forget_idx=np.tile(forget_sets, (reps, 1)))
+                                        retain_idx=per_width(retain_sets),
+                                        forget_idx=per_width(forget_sets))
     seconds = time.time() - start
     ckpt.save(1, variables, {"members": members, "seconds": seconds})
   ckpt.close()

@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from unlearn_jax import compile_cache, models
+from unlearn_jax.train import split_init
 from unlearn_jax.train.state import TrainState, Variables
 
 PyTree = Any
@@ -74,7 +75,7 @@ def _abstract_variables(model_name: str, width: float, num_classes: int, sample_
   """(module, shapes and dtypes of its variables) at `width`, without computing anything."""
   model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
   return model, jax.eval_shape(
-      lambda: Variables.from_flax(model.init(jax.random.key(0), sample_x, train=False)))
+      lambda x: Variables.from_flax(model.init(jax.random.key(0), x, train=False)), sample_x)
 
 
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
@@ -82,33 +83,109 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   """Initialises every member padded to the widest width.
 
   Returns the widest module (used to apply every member), the member-stacked TrainState, and the
-  member-stacked active mask (1 on each member's own parameters).
+  member-stacked active mask (1 on each member's own parameters). Member i's variables are those
+  of `init_variables(model_name, members[i].width, ..., members[i].seed, ...)` zero-padded,
+  bit for bit; they come from one compiled program per bucket that vmaps each width's init over
+  its members (see `_bucket_initializer`).
   """
-  bucket_width = max(m.width for m in members)
-  model, wide_shapes = _abstract_variables(model_name, bucket_width, num_classes, sample_x,
-                                           **model_kwargs)
-  for width in sorted({m.width for m in members} - {bucket_width}):
-    if (variable_structure(model_name, width, num_classes, sample_x, **model_kwargs)
-        != jax.tree.structure(wide_shapes)):
-      raise ValueError(f"{model_name} at width {width} has other layers than at width "
-                       f"{bucket_width}, so it cannot be zero-padded into it; train them in "
-                       "separate buckets (train.width_buckets with `structure` splits them).")
-  variables, masks = [], []
-  for m in members:
-    narrow = init_variables(model_name, m.width, num_classes, m.seed, sample_x, **model_kwargs)
-    variables.append(models.pad_variables(narrow, wide_shapes))
-    masks.append(models.active_mask(narrow.params, wide_shapes.params))
-  stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-  variables, masks = stack(variables), stack(masks)
-  lrs = jnp.asarray([m.learning_rate for m in members], jnp.float32)
-  wds = jnp.asarray([m.weight_decay for m in members], jnp.float32)
-
-  def init_one(params, batch_stats, lr, wd):
-    tx = tx_factory(learning_rate=lr, weight_decay=wd)
-    return TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
-
-  state = jax.vmap(init_one)(variables.params, variables.batch_stats, lrs, wds)
+  members = list(members)
+  if not members:
+    raise ValueError("init_members needs at least one member.")
+  widths = tuple(sorted({m.width for m in members}))
+  model_kwargs_key = tuple(sorted(model_kwargs.items()))
+  x_spec = jax.ShapeDtypeStruct(np.shape(sample_x), jnp.result_type(sample_x))
+  initialize = _bucket_initializer(model_name, widths, num_classes, model_kwargs_key, x_spec)
+  groups = [[i for i, m in enumerate(members) if m.width == w] for w in widths]
+  seeds = tuple(_seed_array([members[i].seed for i in g]) for g in groups)
+  concatenated = [i for g in groups for i in g]
+  # order[j]: where member j sits in the width-grouped concatenation (None: already in order).
+  order = (None if concatenated == list(range(len(members))) else
+           np.argsort(np.asarray(concatenated)).astype(np.int32))
+  variables, masks = initialize(seeds, sample_x, order)
+  hyperparams = np.asarray([(m.learning_rate, m.weight_decay) for m in members], np.float32)
+  state = _opt_initializer(tx_factory)(variables, hyperparams)
+  model = models.get(model_name, width=widths[-1], num_classes=num_classes, **model_kwargs)
   return model, state, masks
+
+
+def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_kwargs: tuple,
+                        x_spec: jax.ShapeDtypeStruct):
+  """`fn(seeds_by_width, sample_x, order) -> (variables, masks)`, member-stacked and padded.
+
+  Each width's members are initialised by vmapping that width's init over their seeds, padded
+  to the widest shapes with their masks, concatenated and gathered back into member order, all
+  in compiled code. One per bucket, cached; jit retraces for other group sizes.
+  """
+  def build():
+    bucket_width = widths[-1]
+    _, wide_shapes = _abstract_variables(model_name, bucket_width, num_classes, x_spec,
+                                         **dict(model_kwargs))
+    for width in widths[:-1]:
+      if (variable_structure(model_name, width, num_classes, x_spec, **dict(model_kwargs))
+          != jax.tree.structure(wide_shapes)):
+        raise ValueError(f"{model_name} at width {width} has other layers than at width "
+                         f"{bucket_width}, so it cannot be zero-padded into it; train them in "
+                         "separate buckets (train.width_buckets with `structure` splits them).")
+    inits = [_seeded_init(model_name, w, num_classes, model_kwargs) for w in widths]
+
+    def finish(narrow_groups, order):
+      """Pads each width's member-stacked variables, builds masks, restores member order."""
+      variables, masks = [], []
+      for narrow in narrow_groups:
+        n = jax.tree.leaves(narrow)[0].shape[0]
+        variables.append(jax.vmap(lambda v: models.pad_variables(v, wide_shapes))(narrow))
+        masks.append(jax.tree.map(
+            lambda leaf, big: jnp.broadcast_to(_corner_ones(leaf.shape[1:], big.shape),
+                                               (n, *big.shape)),
+            narrow.params, wide_shapes.params))
+      join = lambda *xs: (jnp.concatenate(xs) if order is None else
+                          jnp.take(jnp.concatenate(xs), order, axis=0))
+      return jax.tree.map(join, *variables), jax.tree.map(join, *masks)
+
+    if split:
+      jaxprs = [jax.make_jaxpr(init, return_shape=True)(
+          jax.ShapeDtypeStruct((), _seed_array([0]).dtype), x_spec) for init in inits]
+      if all(split_init.splittable(closed.jaxpr) for closed, _ in jaxprs):
+        return split_init.split_initializer(jaxprs, finish)
+
+    def initialize(seeds_by_width, sample_x, order):
+      return finish([jax.vmap(init, in_axes=(0, None))(seeds, sample_x)
+                     for init, seeds in zip(inits, seeds_by_width)], order)
+    return jax.jit(initialize)
+
+  split = split_init.split_compile()
+  return compile_cache.cached(("init_members", model_name, widths, num_classes, model_kwargs,
+                               x_spec, split), build)
+
+
+def _seed_array(seeds: Sequence[int]) -> np.ndarray:
+  """Seeds as `jax.random.key(int)` converts each one: to int64, then JAX's integer type (int32
+  unless jax_enable_x64, wrapping around), so that every member's key is the one it had alone."""
+  return np.asarray(seeds, np.int64).astype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
+def _opt_initializer(tx_factory):
+  """`fn(variables, hyperparams) -> TrainState` at step 0 for member-stacked padded variables;
+  hyperparams: (S, 2) float32 learning rates and weight decays. Compiled once per factory
+  (eager, every optimizer leaf dispatched and compiled its own small program: ~0.5 s)."""
+  def init_one(variables, hyperparams):
+    tx = tx_factory(learning_rate=hyperparams[0], weight_decay=hyperparams[1])
+    return TrainState(jnp.zeros((), jnp.int32), variables.params, variables.batch_stats,
+                      tx.init(variables.params))
+  return compile_cache.cached(("init_members_opt", tx_factory),
+                              lambda: jax.jit(jax.vmap(init_one)))
+
+
+def _seeded_init(model_name: str, width: float, num_classes: int, model_kwargs: tuple):
+  """`init(seed, sample_x) -> Variables` of one model at its own width (as `init_variables`)."""
+  model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
+  return lambda seed, x: Variables.from_flax(
+      model.init(jax.random.fold_in(jax.random.key(seed), 0), x, train=False))
+
+
+def _corner_ones(shape, big_shape) -> jax.Array:
+  """float32 ones on the `shape` corner of a `big_shape` array (`models.active_mask`'s leaf)."""
+  return jnp.pad(jnp.ones(shape, jnp.float32), [(0, b - s) for s, b in zip(shape, big_shape)])
 
 
 @jax.jit
