@@ -10,7 +10,9 @@ from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
 
 
-@pytest.mark.parametrize("name,width", [("mlp", 16), ("cnn", 4), ("preact_resnet18", 2)])
+# The ResNet's layers take `dtype` exactly as the CNN's (Conv, BatchNorm, Dense); its compile
+# time would double this test's.
+@pytest.mark.parametrize("name,width", [("mlp", 16), ("cnn", 2)])
 def test_bfloat16_compute_keeps_float32_parameters_gradients_and_logits(name, width):
   x = jax.random.normal(jax.random.key(1), (8, 40))
   full = models.get(name, width, 10)
