@@ -4,13 +4,18 @@ r"""Runs the benchmarks and writes JSON plus a markdown table.
     python -m benchmarks.run --quick                  # tiniest sizes: checks the machinery
     python -m benchmarks.run --only=train,padding --out=benchmarks/results/mine.json
     python -m benchmarks.run --only=sweep             # the default sweep end to end (full only)
+    python -m benchmarks.run --only=train --compute-dtypes=float32,bfloat16
     python -m benchmarks.run --table-only a.json [b.json] [--update-readme]
 
 Benchmarks (`--only`, comma separated; default: all but sweep): train, unlearn, padding,
 regions, sweep. Sizes come from `plan()`: one set for CPU, one for accelerators, one for
 --quick; --models/--widths/--members/--strategies/--batch-size/--steps override the training
-cases (benchmarks/gpu_check.sh uses them). The output defaults to
-benchmarks/results/<machine>[-quick].json, with the markdown next to it (.md).
+cases (benchmarks/gpu_check.sh uses them), and --compute-dtypes runs every training case at each
+listed activation dtype (default float32 only; rows record it as `compute_dtype`, and the
+markdown gains a dtype column and a bfloat16-vs-float32 table when there are several). The
+output defaults to benchmarks/results/<machine>[-quick].json, with the markdown next to it (.md);
+both are rewritten after every case, so a run stopped early keeps what it measured
+(`"complete": false` in the JSON until the end).
 """
 from __future__ import annotations
 
@@ -21,10 +26,12 @@ import os
 import sys
 import time
 import traceback
+from typing import Callable, Optional, Sequence
 
 from benchmarks import report
 
 BENCHMARKS = ("train", "unlearn", "padding", "regions", "sweep")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -117,7 +124,29 @@ def apply_overrides(cases: list[dict], args) -> list[dict]:
   return out
 
 
-def run_benchmarks(args) -> dict:
+def reference_peak(info: dict, compute_dtype: str) -> Optional[float]:
+  """The peak FLOP/s a case's achieved FLOP/s is compared with.
+
+  float32 cases (and every case on CPU, where bfloat16 is emulated in float32 arithmetic, or
+  with --peak-flops) use the machine's reference peak; bfloat16 cases on an accelerator use its
+  dense bf16 datasheet peak when the table has one.
+  """
+  if (compute_dtype == "bfloat16" and info["backend"] != "cpu"
+      and "--peak-flops" not in info.get("peak_assumption", "")
+      and info.get("peaks", {}).get("bf16")):
+    return info["peaks"]["bf16"]
+  return info["peak_flops"]
+
+
+def train_jobs(cases: list[dict], compute_dtypes: Sequence[str]) -> list[dict]:
+  """One job per (case, width, compute dtype): rows come out in the same order as one job per
+  case would give them, and a run stopped early keeps every finished width."""
+  return [dict(case, widths=[width], compute_dtype=dtype)
+          for case in cases for width in case["widths"] for dtype in compute_dtypes]
+
+
+def run_benchmarks(args, checkpoint: Optional[Callable[[dict], None]] = None) -> dict:
+  """Runs the selected benchmarks; `checkpoint(doc)` is called after every case."""
   # Imported here, not at the top, so that --table-only needs no JAX.
   # pylint: disable=g-import-not-at-top
   import jax
@@ -129,6 +158,7 @@ def run_benchmarks(args) -> dict:
   p = plan(args.quick, info["backend"])
   kw = dict(timing_kw=p["timing"])
   flop_kw = dict(peak=peak)
+  compute_dtypes = getattr(args, "compute_dtypes", None) or ["float32"]
   jobs = []   # (benchmark, description, thunk)
   if "sweep" in args.only:
     if args.quick:
@@ -136,8 +166,10 @@ def run_benchmarks(args) -> dict:
     else:
       jobs.append(("sweep", args.sweep_config, lambda: sweep.run(args.sweep_config)))
   if "train" in args.only:
-    for case in apply_overrides(p["train"], args):
-      jobs.append(("train", case, lambda c=case: training.throughput(**c, **kw, **flop_kw)))
+    for case in train_jobs(apply_overrides(p["train"], args), compute_dtypes):
+      case_peak = reference_peak(info, case["compute_dtype"])
+      jobs.append(("train", case, lambda c=case, pk=case_peak: training.throughput(
+          **c, **kw, peak=pk)))
   if "padding" in args.only:
     for case in p["padding"]:
       jobs.append(("padding", case, lambda c=case: training.padding_cost(**c, **kw, **flop_kw)))
@@ -154,7 +186,9 @@ def run_benchmarks(args) -> dict:
   doc = {"machine": info, "created": datetime.datetime.now().isoformat(timespec="seconds"),
          "settings": {"quick": args.quick, "only": sorted(args.only), "argv": sys.argv[1:],
                       "timing": p["timing"]},
-         "results": [], "skipped": [], "errors": []}
+         "results": [], "skipped": [], "errors": [], "complete": False}
+  if compute_dtypes != ["float32"]:
+    doc["settings"]["compute_dtypes"] = list(compute_dtypes)
   start = time.perf_counter()
   for bench, case, thunk in jobs:
     if case == "skip":
@@ -177,8 +211,97 @@ def run_benchmarks(args) -> dict:
             f"{report.number(row['rate'])} {row['unit'] or ''}", file=sys.stderr)
     print(f"[{bench}] case done in {time.perf_counter() - job_start:.1f} s", file=sys.stderr)
     jax.clear_caches()   # bounded memory over many compiled programs
+    if checkpoint is not None:
+      doc["total_s"] = time.perf_counter() - start
+      checkpoint(doc)
   doc["total_s"] = time.perf_counter() - start
+  doc["complete"] = True
   return doc
+
+
+def _dtype(row: dict) -> str:
+  return row.get("compute_dtype", "float32")
+
+
+def _only_dtype(doc: dict, compute_dtype: str) -> dict:
+  return dict(doc, results=[r for r in doc["results"] if _dtype(r) == compute_dtype])
+
+
+def _with_dtype_column(table: str, rows: list[dict]) -> str:
+  """`report.results_table` with a dtype column after the strategy (same rows, same order)."""
+  lines = table.split("\n")
+  cells = [" dtype ", "---"] + [f" {_dtype(r)} " for r in rows if r["benchmark"] != "sweep"]
+  if len(lines) != len(cells):
+    raise ValueError("results table and rows differ; cannot add the dtype column")
+  out = []
+  for line, cell in zip(lines, cells):
+    parts = line.split("|")
+    out.append("|".join(parts[:4] + [cell] + parts[4:]))
+  return "\n".join(out)
+
+
+def dtype_comparison_table(doc: dict) -> str:
+  """Per training case and strategy: examples/s at each dtype and bfloat16's speed-up."""
+  by_case: dict = {}
+  for r in doc["results"]:
+    if r["benchmark"] == "train":
+      key = (r["model"], r["dataset"], r["width"], r["members"], r["batch_size"], r["strategy"])
+      by_case.setdefault(key, {})[_dtype(r)] = r
+  lines = ["| model/data | width | S | batch | strategy | float32 examples/s | "
+           "bfloat16 examples/s | bf16 / f32 |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+  for (model, dataset, width, members, batch, strategy), rows in by_case.items():
+    f32, bf16 = rows.get("float32"), rows.get("bfloat16")
+    ratio = f"{bf16['rate'] / f32['rate']:.2f}" if f32 and bf16 else "-"
+    lines.append(f"| {model}/{dataset} | {width} | {members} | {batch} | {strategy} | "
+                 f"{report.number(f32 and f32['rate'])} | {report.number(bf16 and bf16['rate'])}"
+                 f" | {ratio} |")
+  return "\n".join(lines)
+
+
+def to_markdown(doc: dict) -> str:
+  """`report.to_markdown`, and with several compute dtypes: a dtype column in the results
+  table, one strategy-choice table per dtype and a bfloat16-vs-float32 table."""
+  dtypes = sorted({_dtype(r) for r in doc["results"]}, key=_dtype_order)
+  if dtypes in ([], ["float32"]):
+    text = report.to_markdown(doc)
+  else:
+    parts = [f"# Benchmarks\n\n{report.machine_line(doc)}\n"]
+    if any(r["benchmark"] != "sweep" for r in doc["results"]):
+      parts += ["## Results\n", _with_dtype_column(report.results_table(doc), doc["results"]),
+                "\nbfloat16 rows: `% peak` is of the dense bf16 peak on accelerators "
+                "(`reference_peak_flops` in the JSON)."]
+    if any(r["benchmark"] == "sweep" for r in doc["results"]):
+      parts += ["\n## Default sweep end to end\n", report.sweep_table(doc)]
+    if any(r["benchmark"] == "train" for r in doc["results"]):
+      parts += ["\n## bfloat16 vs float32 (training)\n", dtype_comparison_table(doc)]
+    for dtype in dtypes:
+      sub = _only_dtype(doc, dtype)
+      if any(r["benchmark"] in ("train", "unlearn") for r in sub["results"]):
+        parts += [f"\n## Strategy choice ({dtype})\n", report.strategy_table(sub)]
+    for item in doc.get("skipped", []):
+      parts.append(f"\n- skipped {item['benchmark']}: {item['reason']}")
+    for item in doc.get("errors", []):
+      parts.append(f"\n- ERROR in {item['benchmark']}: {item['error']}")
+    text = "\n".join(parts) + "\n"
+  if doc.get("complete") is False:
+    text += "\n- INCOMPLETE: the run stopped before its last case; these are the cases done.\n"
+  return text
+
+
+def _dtype_order(name: str) -> tuple:
+  return (COMPUTE_DTYPES.index(name) if name in COMPUTE_DTYPES else len(COMPUTE_DTYPES), name)
+
+
+def write(doc: dict, out: str) -> str:
+  """Writes the JSON and the markdown next to it (.md); returns the markdown."""
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  markdown = to_markdown(doc)
+  for path, text in ((out, json.dumps(doc, indent=1)),
+                     (os.path.splitext(out)[0] + ".md", markdown)):
+    with open(path + ".tmp", "w") as f:
+      f.write(text)
+    os.replace(path + ".tmp", path)
+  return markdown
 
 
 def _csv(cast):
@@ -200,6 +323,9 @@ def parse_args(argv=None):
                       help="training cases: e.g. vmap-scan,loop-host,chunk4-scan,auto")
   parser.add_argument("--batch-size", type=int, help="training cases: batch size")
   parser.add_argument("--steps", type=int, help="synthetic-image cases: steps per timed call")
+  parser.add_argument("--compute-dtypes", type=_csv(str), default=None,
+                      help="training cases: comma-separated activation dtypes to run each case "
+                      f"at, of {','.join(COMPUTE_DTYPES)} (default: float32)")
   parser.add_argument("--peak-flops", type=float, help="reference peak FLOP/s (overrides the "
                       "CPU estimate / GPU table)")
   parser.add_argument("--sweep-config", default="configs/mnist1d_mlp.py")
@@ -213,6 +339,11 @@ def parse_args(argv=None):
   if unknown:
     parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {BENCHMARKS}")
   args.only = only
+  dtypes = list(dict.fromkeys(args.compute_dtypes or ["float32"]))
+  bad = [d for d in dtypes if d not in COMPUTE_DTYPES]
+  if bad:
+    parser.error(f"unknown compute dtype(s) {bad}; choose from {COMPUTE_DTYPES}")
+  args.compute_dtypes = dtypes
   if args.widths:   # integer widths stay integers in the results (model names use them)
     args.widths = [int(w) if w == int(w) else w for w in args.widths]
   return args
@@ -229,23 +360,21 @@ def main(argv=None) -> int:
       readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
       with open(readme) as f:
         text = f.read()
+      # The README's strategy choice is for the default dtype, float32.
       with open(readme, "w") as f:
-        f.write(report.update_readme(text, report.strategy_sections(docs)))
+        f.write(report.update_readme(text, report.strategy_sections(
+            [_only_dtype(d, "float32") for d in docs])))
       print(f"updated {readme}")
     else:
-      print("\n\n".join(report.to_markdown(d) for d in docs))
+      print("\n\n".join(to_markdown(d) for d in docs))
     return 0
 
-  doc = run_benchmarks(args)
   from benchmarks import machine  # pylint: disable=g-import-not-at-top
-  out = args.out or os.path.join(
+  out_path = lambda doc: args.out or os.path.join(
       RESULTS_DIR, machine.slug(doc["machine"]) + ("-quick" if args.quick else "") + ".json")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  with open(out, "w") as f:
-    json.dump(doc, f, indent=1)
-  markdown = report.to_markdown(doc)
-  with open(os.path.splitext(out)[0] + ".md", "w") as f:
-    f.write(markdown)
+  doc = run_benchmarks(args, checkpoint=lambda d: write(d, out_path(d)))
+  out = out_path(doc)
+  markdown = write(doc, out)
   print(markdown)
   print(f"wrote {out} ({doc['total_s']:.0f} s)", file=sys.stderr)
   return 1 if doc["errors"] else 0

@@ -8,6 +8,8 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   chunkC-*  vmapped chunks of C members;
   *-scan    the T steps inside one compiled `lax.scan`;  *-host   a Python loop of compiled steps;
   auto      what `train.auto_strategy` picks for this backend, model and width.
+Every case runs at one compute dtype (the model kwarg `compute_dtype`): 'float32', or 'bfloat16'
+activations with float32 parameters, optimizer state and loss (mixed precision).
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def member_list(seeds: int, widths: Sequence[float]) -> tuple[train.Member, ...]
 
 
 def init_variables(model_name: str, members: Sequence[train.Member], num_classes: int,
-                   sample_x) -> tuple[Any, Any]:
+                   sample_x, **model_kwargs) -> tuple[Any, Any]:
   """(widest module, member-stacked padded variables), shaped as `train.init_members` makes them.
 
   Same initialisers and padding as the library, but each width's members are initialised by one
@@ -87,29 +89,32 @@ def init_variables(model_name: str, members: Sequence[train.Member], num_classes
   every small op on first use, and threefry random bits compile slowly on CPU (a ResNet-18 init
   took 29 s vs 4 s with RBG keys here) -- more than the benchmarked work at quick sizes. Timing
   needs weights of the right shape and scale, not the library's exact random streams.
+  model_kwargs (e.g. compute_dtype) go to `models.get`.
   """
   widest = max(m.width for m in members)
+  kwargs = tuple(sorted(model_kwargs.items()))
   parts = []
   for width, group in itertools.groupby(members, key=lambda m: m.width):
     keys = jnp.stack([jax.random.key(m.seed, impl="unsafe_rbg") for m in group])
     init = _padded_init(model_name, width, widest, num_classes,
-                        jax.ShapeDtypeStruct(sample_x.shape, sample_x.dtype))
+                        jax.ShapeDtypeStruct(sample_x.shape, sample_x.dtype), kwargs)
     parts.append(init(keys))
-  return (models.get(model_name, widest, num_classes),
+  return (models.get(model_name, widest, num_classes, **model_kwargs),
           jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts))
 
 
-def _padded_init(model_name: str, width: float, widest: float, num_classes: int, sample):
+def _padded_init(model_name: str, width: float, widest: float, num_classes: int, sample,
+                 model_kwargs: tuple = ()):
   """jit(vmap(init at `width`, zero-padded to `widest`)), cached so cases share compiles."""
   def build():
-    narrow = models.get(model_name, width, num_classes)
-    wide = models.get(model_name, widest, num_classes)
+    narrow = models.get(model_name, width, num_classes, **dict(model_kwargs))
+    wide = models.get(model_name, widest, num_classes, **dict(model_kwargs))
     sample_x = jnp.zeros(sample.shape, sample.dtype)
     init = lambda module, key: train.Variables.from_flax(module.init(key, sample_x, train=False))
     wide_shapes = jax.eval_shape(lambda: init(wide, jax.random.key(0)))
     return jax.jit(jax.vmap(lambda key: models.pad_variables(init(narrow, key), wide_shapes)))
   return compile_cache.cached(("bench_padded_init", model_name, width, widest, num_classes,
-                               sample), build)
+                               sample, model_kwargs), build)
 
 
 @dataclasses.dataclass
@@ -133,11 +138,13 @@ class Setup:
 
 
 @functools.lru_cache(maxsize=32)
-def setup(workload: Workload, members: tuple[train.Member, ...], batch_size: int) -> Setup:
+def setup(workload: Workload, members: tuple[train.Member, ...], batch_size: int,
+          compute_dtype: str = "float32") -> Setup:
   data, num_classes = load(workload)
   pool = jnp.arange(data["y"].shape[0], dtype=jnp.int32)
   factory = train.make_optimizer("sgd", "cosine", total_steps=max(len(pool) // batch_size, 1))
-  model, variables = init_variables(workload.model, members, num_classes, data["x"][:2])
+  model, variables = init_variables(workload.model, members, num_classes, data["x"][:2],
+                                    compute_dtype=compute_dtype)
   lrs = jnp.asarray([m.learning_rate for m in members], jnp.float32)
   wds = jnp.asarray([m.weight_decay for m in members], jnp.float32)
 
@@ -161,12 +168,16 @@ def time_epoch(s: Setup, strategy: train.Strategy, timing_kw: dict) -> timing.Ti
 
 
 def throughput(workload: Workload, widths: Sequence[float], members: int, batch_size: int,
-               strategies: Sequence[str], timing_kw: dict, peak: Optional[float]
-               ) -> list[dict]:
-  """One row per (width, strategy): S members of one width trained for one epoch-sized call."""
+               strategies: Sequence[str], timing_kw: dict, peak: Optional[float],
+               compute_dtype: str = "float32") -> list[dict]:
+  """One row per (width, strategy): S members of one width trained for one epoch-sized call.
+
+  compute_dtype: the models' activation dtype ('float32' or 'bfloat16'); `peak` should be the
+  reference peak of that dtype (benchmarks/run.py passes the bf16 peak for bfloat16 on GPUs).
+  """
   rows = []
   for width in widths:
-    s = setup(workload, member_list(members, [width]), batch_size)
+    s = setup(workload, member_list(members, [width]), batch_size, compute_dtype)
     flop_count = s.flops_per_step()
     examples = members * s.steps * batch_size
     for name in strategies:
@@ -176,6 +187,7 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
           "benchmark": "train", "model": workload.model, "dataset": workload.dataset,
           "width": width, "members": members, "batch_size": batch_size,
           "steps_per_call": s.steps, "strategy": strategy_name(strategy),
+          "compute_dtype": compute_dtype, "reference_peak_flops": peak,
           "rate": examples / result.steady_s, "unit": "examples/s",
           "rate_per_member": examples / members / result.steady_s,
           "flops_per_step_member": flop_count, **result.as_dict(),
