@@ -139,10 +139,12 @@ else
   echo "gpu_check: no GPU: skipping part a (GPU tests)" | tee -a "$SUMMARY"
   echo "gpu_check: no GPU: skipping the full-size parts b (throughput), c (projection) and d" \
        "(default sweep); running quick CPU versions of b and c" | tee -a "$SUMMARY"
-  part "b quick (ResNet-18 throughput, float32 + bfloat16, CPU)" 150 1 \
+  # CPU_QUICK_MODEL=mlp makes this part a few seconds (tests/test_gpu_check.py).
+  part "b quick (${CPU_QUICK_MODEL:-preact_resnet18} throughput, float32 + bfloat16, CPU)" 150 1 \
       "$OUT_DIR/cpu_resnet18_quick.log" \
       env JAX_PLATFORMS=cpu "$PYTHON" -m benchmarks.run --quick --only=train \
-      --models=preact_resnet18 --strategies=loop-host --compute-dtypes=float32,bfloat16 \
+      --models="${CPU_QUICK_MODEL:-preact_resnet18}" --strategies=loop-host \
+      --compute-dtypes=float32,bfloat16 \
       --out="$OUT_DIR/cpu_resnet18_quick.json"
   part "c quick (CIFAR-10 sweep projection, CPU)" 150 1 "$OUT_DIR/cpu_cifar_projection_quick.log" \
       env JAX_PLATFORMS=cpu "$PYTHON" -m benchmarks.project_cifar --quick \

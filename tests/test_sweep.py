@@ -98,7 +98,8 @@ def test_changing_a_grid_reruns_only_that_method(reference, tmp_path, monkeypatc
 
 def _cli(workdir, extra_env=None, extra_args=(), log_name="log.txt"):
   """Starts the CLI; its output goes to a file (pipes of concurrent processes can deadlock)."""
-  env = dict(os.environ, **(extra_env or {}))
+  # Few compiler optimisations, as in this process (conftest.py): tiny programs compile faster.
+  env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", **(extra_env or {}))
   cmd = [sys.executable, "-m", "experiments.width_sweep", "--config=configs/smoke.py",
          f"--workdir={workdir}", "--config.compilation_cache_dir=",
          "--config.train.epochs=4", "--config.train.checkpoint_every=1",
