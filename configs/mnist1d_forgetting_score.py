@@ -24,6 +24,7 @@ def get_config(arg=None):
   c.seeds = (0, 1, 2)
   c.unlearn.methods = ("retrain", "scrub", "neggrad_plus", "l1_sparse")
   c.forgetting_score.models_per_side = 64
+  c.lira.shadow_models = 0   # the default's shadow-model attack is reported there
   if arg.smoke:
     c = common.shrink_for_smoke(c)
     c.forgetting_score.models_per_side = 3
