@@ -244,6 +244,11 @@ def _interval(t: Table, method, w, metric) -> str:
   return f"{one(''):.3f} [{one('_low'):.3f}, {one('_high'):.3f}]"
 
 
+def _headline_fpr(config) -> float:
+  """The attack's FPR closest to 1%: the figure's and the finding's operating point."""
+  return min(config.lira.fprs, key=lambda f: abs(f - 0.01))
+
+
 def _lira_section(t: Table, config, lam_r) -> list[str]:
   """The per-example attack per width and method, its calibration rows, the population attack
   on the same models, and finding 2 under the stronger attack."""
@@ -252,7 +257,7 @@ def _lira_section(t: Table, config, lam_r) -> list[str]:
     return []
   fixed = [m for m in (lira_stage.ORIGINAL, lira_stage.CHANCE) if m in methods]
   methods = fixed + [m for m in methods if m not in fixed]
-  fpr = min(config.lira.fprs, key=lambda f: abs(f - 0.01))
+  fpr = _headline_fpr(config)
   low_fpr = min(config.lira.fprs)
   one = lambda m, w, metric: t.stat("lira", m, w, "forget", metric)[0]
   lines = ["", "## Per-example membership inference with shadow models (LiRA / U-LiRA)", "",
@@ -381,8 +386,7 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
       "loss-MIA accuracy (0.5 = private)", f"membership inference (privacy, lambda {lam_r:g})",
       layout.figure("mia_vs_width.png"))
   if t.methods("lira"):
-    plots.lira_vs_width(t, lam_r, layout.figure("lira_vs_width.png"),
-                        min(config.lira.fprs, key=lambda f: abs(f - 0.01)))
+    plots.lira_vs_width(t, lam_r, layout.figure("lira_vs_width.png"), _headline_fpr(config))
   study = [m for m in STUDY_METHODS if m in methods]
   # Colour per method; solid near the forget examples, dashed for the comparison set.
   style = lambda i, f: {"color": f"C{i}", "linestyle": "-" if f == "forget" else "--"}
