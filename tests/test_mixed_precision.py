@@ -51,9 +51,12 @@ def _test_errors(compute_dtype, ds, seeds):
 
 
 def test_bfloat16_training_matches_float32_up_to_seed_noise():
-  ds = data_lib.load("synthetic", num_train=512, num_test=512, length=16)
+  # MNIST-1D, where a short run leaves test errors near 0.43 (chance 0.9) that vary by seed: an
+  # easy dataset would give both dtypes the same near-zero errors and prove nothing.
+  ds = data_lib.load("mnist1d")
   seeds = range(6)
   full, mixed = _test_errors("float32", ds, seeds), _test_errors("bfloat16", ds, seeds)
   noise = np.sqrt((full.var(ddof=1) + mixed.var(ddof=1)) / len(full))
   assert abs(mixed.mean() - full.mean()) <= 3 * noise + 0.01, (full, mixed)
-  assert full.mean() < 0.5   # the comparison is between models that learned something
+  assert full.mean() < 0.6   # the comparison is between models that learned something
+  assert not np.array_equal(full, mixed)   # and the two dtypes really computed differently
