@@ -39,7 +39,6 @@ from experiments.layout import bucket_tag
 from experiments.stages import train, unlearn
 from experiments.stages.forgetting_score import forget_confidences
 from experiments.stages.model_set import ModelSet
-from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import StageCheckpointer
 from unlearn_jax.evaluation import lira
 
