@@ -55,6 +55,8 @@ import sys
 import time
 from typing import Callable, Mapping, Optional, Sequence
 
+from experiments.layout import bucket_tag   # the sweep's own bucket names, e.g. '16-32'
+
 # (stage, the pool it trains on) of the two training stages (experiments/stages/train.py).
 TRAIN_STAGES = (("train original", "train"), ("train retrained", "retain"))
 # --quick: the :smoke config's one bucket and two methods that cover both kinds (a gated
@@ -145,7 +147,7 @@ def estimate(stage: str, bucket: str, members: int, steps: int, full_steps: int,
   Otherwise s/step stays unknown.
   """
   def width(tag):
-    return max(float(w) for w in tag.split(","))
+    return max(float(w) for w in tag.split("-"))
 
   def cost(s):
     return s.s_per_step / s.members
@@ -236,10 +238,6 @@ def synthetic_cifar(num_train: int = 50_000, num_test: int = 10_000, image_size:
 
   (x_train, y_train), (x_test, y_test) = draw(num_train), draw(num_test)
   return data_lib.Dataset("synthetic", x_train, y_train, x_test, y_test, num_classes)
-
-
-def bucket_tag(widths) -> str:
-  return ",".join(str(w) for w in widths)
 
 
 class Projector:

@@ -8,7 +8,7 @@ k = 64 (~2.4 h); the unlearning grids add roughly another 1-2 hours. Not yet run
 `:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU). Activations are
 bfloat16 (mixed precision: float32 parameters, optimizer state, BatchNorm statistics and loss;
 tests/test_mixed_precision.py checks errors match float32 up to seed noise at smoke size);
-`:float32` computes in float32 throughout (and on CPUs, where bfloat16 is emulated and slower).
+`:float32` computes in float32 throughout (use it on CPUs, where bfloat16 is no faster: BUILD.md).
 
 The paper's setting: pre-activation ResNet-18 of Nakkiran widths on CIFAR-10.
 

@@ -132,12 +132,12 @@ def test_projection_by_hand():
 
 
 def test_estimates_of_slices_left_out():
-  # Training seconds per member-step: bucket 64: 0.125 / 3; bucket 16,32: 0.06 / 6 = 0.01.
-  train_cost = {"64": 0.125 / 3, "16,32": 0.01}
+  # Training seconds per member-step: bucket 64: 0.125 / 3; bucket 16-32: 0.06 / 6 = 0.01.
+  train_cost = {"64": 0.125 / 3, "16-32": 0.01}
   scrub_64 = pc.Slice("unlearn scrub", "64", 36, 2.88, 4, 1_561, setup_s=3.0)   # 0.72 s/step
   # The same method on another bucket: 0.72 / 36 = 0.02 per member-step, x (0.01 / (0.125/3))
   # = x 0.24, x 72 members = 0.3456 s/step; the setup scales by 0.24 too.
-  est = pc.estimate("unlearn scrub", "16,32", 72, 4, 1_561, [scrub_64], train_cost)
+  est = pc.estimate("unlearn scrub", "16-32", 72, 4, 1_561, [scrub_64], train_cost)
   assert est.s_per_step == pytest.approx(0.3456) and est.setup_s == pytest.approx(0.72)
   assert est.how == "scaled from bucket 64"
   assert est.projected_s == pytest.approx(0.3456 * 1_561 + 0.72)
@@ -146,7 +146,7 @@ def test_estimates_of_slices_left_out():
   est = pc.estimate("unlearn salun", "64", 24, 4, 3_130, [scrub_64], train_cost)
   assert est.s_per_step == pytest.approx(0.48) and "mean unlearning ratio (0.48)" in est.how
   # No training measured on the bucket: nothing to scale by.
-  est = pc.estimate("unlearn scrub", "4,8", 72, 4, 1_561, [scrub_64], train_cost)
+  est = pc.estimate("unlearn scrub", "4-8", 72, 4, 1_561, [scrub_64], train_cost)
   assert est.s_per_step is None and est.how == "not measured"
   assert math.isclose(pc.project([est, scrub_64])["total_h"], scrub_64.projected_s / 3600)
 

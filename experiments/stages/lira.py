@@ -96,30 +96,24 @@ def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: 
   seeds = range(offset, offset + m)
   shadow_orig = train.run(ctx, "shadow_original", widths, seeds=seeds)
   shadow_retr = train.run(ctx, "shadow_retrained", widths, seeds=seeds, pools=retain_sets)
-  conf = {"shadow_original": forget_confidences(ctx, shadow_orig.models),
-          "shadow_retrained": forget_confidences(ctx, shadow_retr.models),
-          "original": forget_confidences(ctx, original.models),
-          "retrained": forget_confidences(ctx, retrained)}
+  # name -> (statistics (models, |F|), each model's width)
+  stats = lambda models: (forget_confidences(ctx, models), models.member_widths)
+  conf = {"shadow_original": stats(shadow_orig.models),
+          "shadow_retrained": stats(shadow_retr.models),
+          "original": stats(original.models), "retrained": stats(retrained)}
   tag = bucket_tag(widths)
   seconds = {f"lira {s.models.name} {tag}": s.models.seconds for s in (shadow_orig, shadow_retr)}
   for name, (unlearned, chosen) in picks.items():
     shadows = _unlearn_shadows(ctx, name, shadow_orig, unlearned, chosen, forget_sets,
                                retain_sets)
     seconds[f"lira shadow_{name} {tag}"] = shadows.seconds
-    conf[f"shadow_{name}"] = forget_confidences(ctx, shadows)
-    conf[name] = forget_confidences(ctx, unlearned.subset(chosen, f"{name}_lira_targets"))
-  widths_of = {"shadow_original": shadow_orig.models.member_widths,
-               "shadow_retrained": shadow_retr.models.member_widths,
-               "original": original.models.member_widths,
-               "retrained": retrained.member_widths}
-  for name, (unlearned, chosen) in picks.items():
-    widths_of[f"shadow_{name}"] = shadow_orig.models.member_widths
-    widths_of[name] = unlearned.member_widths[np.asarray(chosen, int)]
+    conf[f"shadow_{name}"] = stats(shadows)
+    conf[name] = stats(unlearned.subset(chosen, f"{name}_lira_targets"))
   # inside[m, i]: forget example i is in shadow m's half (it was trained on, then forgotten).
   inside = np.stack([np.isin(splits.forget_idx, h) for h in forget_sets])
   rows = []
   for w in widths:
-    at = lambda name: conf[name][widths_of[name] == w]
+    at = lambda name: conf[name][0][conf[name][1] == w]
     rows += _width_rows(ctx, w, at, inside, list(picks))
   logging.info("lira widths %s: %d shadows per width, %.1fs", tag, m, time.time() - start)
   return rows, seconds
@@ -130,9 +124,9 @@ def _width_rows(ctx, width, at, inside, methods) -> list[dict]:
   cfg = ctx.config.lira
   out_fit = lira.gaussian_fit(at("shadow_retrained"), inside)[:2]
   retrained = at("retrained")
-  cases = {ORIGINAL: (lira.gaussian_fit(at("shadow_original"))[:2], at("original"), retrained),
-           CHANCE: (lira.gaussian_fit(at("shadow_original"))[:2], retrained[0::2],
-                    retrained[1::2])}
+  trained_fit = lira.gaussian_fit(at("shadow_original"))[:2]   # every shadow trained on F
+  cases = {ORIGINAL: (trained_fit, at("original"), retrained),
+           CHANCE: (trained_fit, retrained[0::2], retrained[1::2])}
   for name in methods:
     cases[name] = (lira.gaussian_fit(at(f"shadow_{name}"), inside)[:2], at(name), retrained)
   rows = []
