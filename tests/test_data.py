@@ -9,11 +9,12 @@ import pytest
 from unlearn_jax import data
 
 
-def test_mnist1d_is_generated_offline_deterministic_and_keeps_global_rng(monkeypatch):
+def test_mnist1d_is_generated_offline_deterministic_and_keeps_global_rng(monkeypatch, tmp_path):
   import requests
   def no_network(*a, **k):
     raise AssertionError("MNIST-1D must not touch the network")
   monkeypatch.setattr(requests, "get", no_network)
+  monkeypatch.setenv("UNLEARN_JAX_DATA_CACHE", str(tmp_path))
   np.random.seed(123)
   random.seed(123)
   before_np, before_py = np.random.rand(), random.random()
@@ -28,6 +29,23 @@ def test_mnist1d_is_generated_offline_deterministic_and_keeps_global_rng(monkeyp
   np.testing.assert_array_equal(a.y_test, b.y_test)
   c = data.load("mnist1d", num_samples=500, seed=7)
   assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_mnist1d_cache_returns_the_generated_arrays_and_survives_damage(monkeypatch, tmp_path):
+  from unlearn_jax.data import sources
+  monkeypatch.setenv("UNLEARN_JAX_DATA_CACHE", str(tmp_path))
+  fresh = sources._generate_mnist1d(3, 300)
+  first = data.load("mnist1d", num_samples=300, seed=3)    # generates and writes the file
+  (cached,) = tmp_path.glob("mnist1d-*-seed3-n300.npz")
+  second = data.load("mnist1d", num_samples=300, seed=3)   # reads it
+  for ds in (first, second):
+    for name, array in (("x_train", "x"), ("y_train", "y"), ("x_test", "x_test"),
+                        ("y_test", "y_test")):
+      np.testing.assert_array_equal(getattr(ds, name), fresh[array])
+      assert getattr(ds, name).dtype == fresh[array].dtype
+  cached.write_bytes(b"not an npz file")
+  np.testing.assert_array_equal(data.load("mnist1d", num_samples=300, seed=3).x_train, fresh["x"])
+  assert np.load(cached)["x"].shape == fresh["x"].shape   # rewritten whole
 
 
 def test_stratified_validation_split():

@@ -200,11 +200,12 @@ def test_grid_on_member_axis_equals_separate_runs_and_new_values_do_not_recompil
     alone = run(originals, point, s.keys[1:])
     for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(grid_state.params)):
       np.testing.assert_allclose(a[0], b[g], rtol=1e-5, atol=1e-6)
+  other = jax.block_until_ready({"alpha": jnp.array([0.1, 0.2, 0.3]),
+                                 "learning_rate": jnp.array([0.01, 0.02, 0.03]),
+                                 "weight_decay": jnp.array([0.0, 1e-3, 1e-2])})
   jax.monitoring.register_event_duration_secs_listener(_on_event)
   try:
     _COMPILES.clear()
-    other = {"alpha": jnp.array([0.1, 0.2, 0.3]), "learning_rate": jnp.array([0.01, 0.02, 0.03]),
-             "weight_decay": jnp.array([0.0, 1e-3, 1e-2])}
     new_state = run(stacked, other, keys)
     jax.block_until_ready(new_state)
     assert not _COMPILES, f"{len(_COMPILES)} compilations for new hyperparameter values"

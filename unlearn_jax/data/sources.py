@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import inspect
 import os
 import random
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -47,10 +49,32 @@ class Dataset:
 def _mnist1d(seed: int = 42, num_samples: int = 5000) -> Dataset:
   """MNIST-1D generated with the package's standard arguments (4000 train / 1000 test).
 
-  `mnist1d.data.make_dataset` seeds numpy's and Python's global RNGs; we save and restore both so
-  that loading data never changes the caller's random streams. We call the generator directly:
-  `get_dataset` would try to download a pickle first.
+  Generating takes about 4 s (1.2 s of it importing the package, which imports matplotlib), so
+  the arrays are kept in `mnist1d_cache_dir()` per (seed, size, package version) and read back
+  in milliseconds; a missing or unreadable file is generated again.
   """
+  path = os.path.join(mnist1d_cache_dir(), f"mnist1d-{_package_version('mnist1d')}-seed{seed}-"
+                      f"n{num_samples}.npz")
+  try:
+    with np.load(path) as f:
+      arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
+  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+    arrays = _generate_mnist1d(seed, num_samples)
+    _save_atomically(path, arrays)
+  return Dataset("mnist1d", arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], 10)
+
+
+def mnist1d_cache_dir() -> str:
+  """Where generated MNIST-1D arrays are kept: $UNLEARN_JAX_DATA_CACHE, else
+  ~/.cache/unlearn_jax/data."""
+  return os.path.expanduser(os.environ.get("UNLEARN_JAX_DATA_CACHE",
+                                           "~/.cache/unlearn_jax/data"))
+
+
+def _generate_mnist1d(seed: int, num_samples: int) -> dict[str, np.ndarray]:
+  """`mnist1d.data.make_dataset` seeds numpy's and Python's global RNGs; we save and restore both
+  so that loading data never changes the caller's random streams. We call the generator
+  directly: `get_dataset` would try to download a pickle first."""
   from mnist1d.data import get_dataset_args, make_dataset  # pylint: disable=g-import-not-at-top
   args = get_dataset_args()
   args.seed, args.num_samples = seed, num_samples
@@ -60,8 +84,27 @@ def _mnist1d(seed: int = 42, num_samples: int = 5000) -> Dataset:
   finally:
     np.random.set_state(np_state)
     random.setstate(py_state)
-  return Dataset("mnist1d", data["x"].astype(np.float32), data["y"].astype(np.int32),
-                 data["x_test"].astype(np.float32), data["y_test"].astype(np.int32), 10)
+  return {"x": data["x"].astype(np.float32), "y": data["y"].astype(np.int32),
+          "x_test": data["x_test"].astype(np.float32), "y_test": data["y_test"].astype(np.int32)}
+
+
+def _package_version(name: str) -> str:
+  try:
+    return importlib.metadata.version(name)
+  except importlib.metadata.PackageNotFoundError:
+    return "unknown"
+
+
+def _save_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+  """Writes `path` whole or not at all (concurrent runs may write the same file); a read-only
+  or full disk only costs the next run the generation."""
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+  except OSError:
+    pass
 
 
 def _synthetic(seed: int = 0, num_train: int = 240, num_test: int = 120, num_classes: int = 4,

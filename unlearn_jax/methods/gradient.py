@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unlearn_jax import compile_cache
 from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
@@ -20,18 +21,18 @@ from unlearn_jax.train.batches import member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
-@jax.jit
+@compile_cache.exact_jit
 def _phase_keys(keys, phase_index, epoch):
   return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1 + phase_index), epoch))(
       keys)
 
 
-@jax.jit
+@compile_cache.exact_jit
 def _stream_keys(phase_keys, stream):
   return jax.vmap(lambda k: jax.random.fold_in(k, stream))(phase_keys)
 
 
-@jax.jit
+@compile_cache.exact_jit
 def _step_keys(phase_keys):
   return jax.vmap(lambda k: jax.random.fold_in(k, 2))(phase_keys)
 
@@ -78,7 +79,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
     shared_ctx["total_steps"] = steps_per_epoch * epochs
   tx_hp = {k: hp[k] for k in method.tx_hparam_names}
   opt_state = optimizer_init(method)(original.params, tx_hp, member_ctx, shared_ctx)
-  state = TrainState(jnp.zeros((num,), jnp.int32), original.params, original.batch_stats,
+  state = TrainState(jnp.asarray(np.zeros(num, np.int32)), original.params, original.batch_stats,
                      opt_state)
 
   metrics = {}

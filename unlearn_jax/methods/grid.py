@@ -45,7 +45,8 @@ def expand_grid(tree: PyTree, grid: Mapping[str, Sequence[float]]
   """
   points = grid_points(grid)
   num = jax.tree.leaves(tree)[0].shape[0]
-  hparams = {k: jnp.asarray(np.tile([p[k] for p in points], num), jnp.float32) for k in grid}
+  # Converted on the host: device conversions compile one program per shape.
+  hparams = {k: jnp.asarray(np.tile(np.float32([p[k] for p in points]), num)) for k in grid}
   return repeat_members(tree, len(points)), hparams, points
 
 
@@ -59,11 +60,13 @@ def member_hparams(method: Method, hparams: Optional[Mapping[str, Any]], num: in
                      f"allowed: {sorted(method.defaults)}.")
   out = {}
   for k, default in method.defaults.items():
-    v = jnp.asarray(hparams.get(k, default), jnp.float32)
+    # On the host: device conversions compile a program per shape (np.asarray(..., dtype) of a
+    # jax array converts on the device).
+    v = np.asarray(hparams.get(k, default)).astype(np.float32)
     if v.ndim == 0:
-      v = jnp.full((num,), v)
+      v = np.full((num,), v)
     if v.shape != (num,):
       raise ValueError(f"hyperparameter {k!r} must be a scalar or have shape ({num},) (one value "
                        f"per member), got {v.shape}.")
-    out[k] = v
+    out[k] = jnp.asarray(v)
   return out

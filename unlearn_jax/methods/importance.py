@@ -85,14 +85,31 @@ def accumulate_gradients(model, variables: Variables, data: dict, idx, batch_siz
     batches = np.broadcast_to(batches, (num,) + batches.shape)
     weights = np.broadcast_to(weights, (num,) + weights.shape)
   inputs = {"idx": jnp.asarray(batches), "w": jnp.asarray(weights)}
-  carry = (variables, jax.tree.map(jnp.zeros_like, variables.params))
-  keys = jax.random.split(jax.random.key(0), num)
+  carry = (variables, _zeros_like(variables.params))
+  keys = _unused_keys(num)
   (_, acc), _ = _accumulate_driver(model, power, strategy)(
       carry, {"x": data["x"], "y": data["y"]}, inputs, keys)
   return acc, batches.shape[1]
 
 
+@compile_cache.exact_jit(static_argnums=0)
+def _unused_keys(num: int) -> jax.Array:
+  # The driver hands every member a key; these passes draw nothing from it.
+  return jax.random.split(jax.random.key(0), num)
+
+
+@compile_cache.exact_jit
+def _zeros_like(tree: PyTree) -> PyTree:
+  # One program for the whole tree: eager zeros_like compiles one per leaf shape.
+  return jax.tree.map(jnp.zeros_like, tree)
+
+
 @jax.jit
+def _divide(tree: PyTree, by) -> PyTree:
+  return jax.tree.map(lambda x: x / by, tree)
+
+
+@compile_cache.exact_jit
 def count_active(mask: PyTree) -> jax.Array:
   """(S,) int32 number of nonzero entries of a member-stacked mask (active, selected...)."""
   # Integer counts: float32 sums of ones stop being exact past 2^24 parameters.
@@ -181,7 +198,7 @@ def ssd_importances(model, variables: Variables, data, idx, *, batch_size: int,
   """
   sq, steps = accumulate_gradients(model, variables, data, idx, batch_size, power=2,
                                    strategy=strategy)
-  return jax.tree.map(lambda x: x / steps, sq)
+  return _divide(sq, steps)
 
 
 def ssd_dampen(params: PyTree, forget_importance: PyTree, reference_importance: PyTree,

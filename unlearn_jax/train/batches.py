@@ -15,10 +15,10 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
+
+from unlearn_jax import compile_cache
 
 
 def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
@@ -31,7 +31,7 @@ def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: i
   return jnp.concatenate(perms)[:need].reshape(steps, batch_size)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
+@compile_cache.exact_jit(static_argnums=(2, 3))
 def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
                    first_permutation=0) -> jax.Array:
   """`index_batches` of every member: `(S, steps, batch_size)` from (S,) typed keys and a

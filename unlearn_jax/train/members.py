@@ -188,7 +188,7 @@ def _corner_ones(shape, big_shape) -> jax.Array:
   return jnp.pad(jnp.ones(shape, jnp.float32), [(0, b - s) for s, b in zip(shape, big_shape)])
 
 
-@jax.jit
+@compile_cache.exact_jit
 def _finite_members(params: PyTree) -> jax.Array:
   # Compiled: op-by-op dispatch over every leaf cost ~0.25 s per call.
   leaves = [jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1) for x in jax.tree.leaves(params)]
@@ -200,7 +200,7 @@ def diverged_members(params: PyTree) -> np.ndarray:
   return np.flatnonzero(~np.asarray(_finite_members(params)))
 
 
-@jax.jit
+@compile_cache.exact_jit
 def _take(tree: PyTree, idx: jax.Array) -> PyTree:
   return jax.tree.map(lambda x: x[idx], tree)
 

@@ -20,6 +20,8 @@ import functools
 import jax
 from jax.extend import core as jex_core
 
+from unlearn_jax import compile_cache
+
 
 def split_compile() -> bool:
   """Whether to split (XLA:CPU only: other backends compile random bits quickly)."""
@@ -27,7 +29,6 @@ def split_compile() -> bool:
 
 
 _INLINED = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call")
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 def split_initializer(jaxprs, finish):
@@ -50,7 +51,7 @@ def split_initializer(jaxprs, finish):
       groups.append(jax.vmap(one)(random_values, seeds))
     return finish(groups, order)
 
-  draw, replay = jax.jit(draw, compiler_options=_FAST_COMPILE), jax.jit(replay)
+  draw, replay = jax.jit(draw, compiler_options=compile_cache.FAST_COMPILE), jax.jit(replay)
   return lambda seeds, sample_x, order: replay(draw(seeds, sample_x), seeds, sample_x, order)
 
 

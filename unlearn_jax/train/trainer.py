@@ -67,13 +67,18 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
   for epoch in range(start_epoch, epochs):
     batches = epoch_batches(keys, pool_idx, batch_size, epoch)
-    epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
+    epoch_keys = _epoch_keys(keys, epoch)
     state, step_metrics = driver(state, data, batches, epoch_keys)
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
     progress.update(epoch + 1, f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
   return state, metrics
+
+
+@compile_cache.exact_jit
+def _epoch_keys(keys, epoch):
+  return jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
 
 
 def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
