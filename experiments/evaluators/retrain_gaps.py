@@ -15,8 +15,8 @@ def _retrain_gaps(outputs, metrics, config):
   agree = _agreement([outputs.stats[s]["pred"] for s in splits],
                      [outputs.retrained.stats[s]["pred"] for s in splits])
   out = {(s, "agree_retrained"): np.asarray(a) for s, a in zip(splits, agree)}
-  # The gap is averaged over the GAP_METRICS that the configured evaluators measured. (Eager:
-  # compiled as one program, the mean over metrics rounds differently in the last bit.)
+  # The gap is averaged over the GAP_METRICS that the configured evaluators measured. It stays
+  # eager: compiled with the agreement, its mean rounded differently in the last bit.
   names = [k for k in GAP_METRICS if k in metrics and k in outputs.retrained_metrics]
   gaps = reference_gaps.reference_gaps(
       {f"{s}_{m}": metrics[(s, m)] for s, m in names},

@@ -106,6 +106,7 @@ def _zeros_like(tree: PyTree) -> PyTree:
 
 @jax.jit
 def _divide(tree: PyTree, by) -> PyTree:
+  # One program for the tree; the same division per leaf as eager ops.
   return jax.tree.map(lambda x: x / by, tree)
 
 
