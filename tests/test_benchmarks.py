@@ -164,3 +164,20 @@ def test_torch_baseline_says_how_to_install_torch(monkeypatch, capsys):
     torch_baseline.main(TINY_BASELINE)
   assert exit_info.value.code == 2
   assert "pip install -e .[bench]" in capsys.readouterr().err
+
+
+def test_compile_profile_counts_programs_by_name_and_caller():
+  import jax  # pylint: disable=g-import-not-at-top
+  from benchmarks import compile_profile  # pylint: disable=g-import-not-at-top
+  profile = compile_profile.CompileProfile()
+  triple = jax.jit(lambda x: x * 3 + 1)
+  with profile.installed():
+    for n in (5, 5, 7):   # two shapes: two programs
+      triple(np.arange(n, dtype=np.float32))
+  ours = {k: e for k, e in profile.entries.items() if k[0] == "<lambda>"}
+  (name, where), entry = next(iter(ours.items()))
+  assert len(ours) == 1 and where.startswith("tests/test_benchmarks.py:")
+  assert entry.programs == 2 and entry.compile_s > 0 and entry.lower_s > 0
+  assert "| 2 |" in profile.table() and where in profile.table()
+  triple(np.arange(9, dtype=np.float32))   # uninstalled: no longer counted
+  assert entry.programs == 2

@@ -65,10 +65,13 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
+  batches = epoch_batches(keys, pool_idx, batch_size, start_epoch) if start_epoch < epochs else None
   for epoch in range(start_epoch, epochs):
-    batches = epoch_batches(keys, pool_idx, batch_size, epoch)
-    epoch_keys = _epoch_keys(keys, epoch)
-    state, step_metrics = driver(state, data, batches, epoch_keys)
+    state, step_metrics = driver(state, data, batches, _epoch_keys(keys, epoch))
+    if epoch + 1 < epochs:
+      # Dispatched before this epoch's results are read: the next permutation (a sort, 10-30 ms
+      # on CPU) runs alongside this epoch's steps instead of after them.
+      batches = epoch_batches(keys, pool_idx, batch_size, epoch + 1)
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
