@@ -83,9 +83,12 @@ class CompileProfile:
 
 
 def _caller() -> str:
-  """The innermost stack frame in this project outside this file, as 'path:line function'."""
+  """The innermost stack frame in this project outside this file, as 'path:line function'
+  (installed packages do not count, even in a virtual environment inside the project)."""
   for frame in reversed(traceback.extract_stack()):
-    if frame.filename.startswith(_ROOT) and frame.filename != __file__:
+    installed = any(f"{os.sep}{d}{os.sep}" in frame.filename
+                    for d in ("site-packages", "dist-packages"))
+    if frame.filename.startswith(_ROOT) and frame.filename != __file__ and not installed:
       return f"{os.path.relpath(frame.filename, _ROOT)}:{frame.lineno} {frame.name}"
   return "?"
 
