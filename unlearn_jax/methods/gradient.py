@@ -17,7 +17,7 @@ from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
 from unlearn_jax.methods.phase_step import optimizer_init, phase_driver
-from unlearn_jax.train.batches import member_batches
+from unlearn_jax.train.batches import fold_in_members, member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
@@ -25,16 +25,6 @@ from unlearn_jax.train.state import TrainState, Variables
 def _phase_keys(keys, phase_index, epoch):
   return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1 + phase_index), epoch))(
       keys)
-
-
-@compile_cache.exact_jit
-def _stream_keys(phase_keys, stream):
-  return jax.vmap(lambda k: jax.random.fold_in(k, stream))(phase_keys)
-
-
-@compile_cache.exact_jit
-def _step_keys(phase_keys):
-  return jax.vmap(lambda k: jax.random.fold_in(k, 2))(phase_keys)
 
 
 def run_gradient_method(method: Method, model, original: Variables, data, retain_idx,
@@ -95,9 +85,9 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
       pkeys = _phase_keys(keys, i, epoch)
       for stream, g in enumerate(terms_lib.term_groups(phase.terms)):
         idx, bs = sizes[g]
-        inputs[g] = member_batches(_stream_keys(pkeys, stream), idx, bs, steps)
+        inputs[g] = member_batches(fold_in_members(pkeys, stream), idx, bs, steps)
       driver = phase_driver(model, method, phase, num_classes, augment, strategy)
-      (state, _), step_metrics = driver((state, ctx), data, inputs, _step_keys(pkeys))
+      (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
       for term, values in step_metrics.items():
         name, mean = f"{phase.name}/{term}", values.mean(axis=1)
         if on is not None:

@@ -41,6 +41,12 @@ def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps:
                   in_axes=(0, pool_axis))(keys, pool_idx)
 
 
+@compile_cache.exact_jit
+def fold_in_members(keys: jax.Array, data) -> jax.Array:
+  """(S,) keys: every member's key folded with the same `data` (an epoch, a stream)."""
+  return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
+
+
 def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) -> jax.Array:
   """Per-member shuffled batches of one training epoch, (S, steps_per_epoch, batch_size).
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.batches import check_pool, epoch_batches
+from unlearn_jax.train.batches import check_pool, epoch_batches, fold_in_members
 from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
@@ -67,7 +67,7 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
   batches = epoch_batches(keys, pool_idx, batch_size, start_epoch) if start_epoch < epochs else None
   for epoch in range(start_epoch, epochs):
-    state, step_metrics = driver(state, data, batches, _epoch_keys(keys, epoch))
+    state, step_metrics = driver(state, data, batches, fold_in_members(keys, epoch))
     if epoch + 1 < epochs:
       # Dispatched before this epoch's results are read: the next permutation (a sort, 10-30 ms
       # on CPU) runs alongside this epoch's steps instead of after them.
@@ -77,11 +77,6 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
       callback(epoch + 1, state, metrics)
     progress.update(epoch + 1, f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
   return state, metrics
-
-
-@compile_cache.exact_jit
-def _epoch_keys(keys, epoch):
-  return jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
 
 
 def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
