@@ -78,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
   # max_test_cost: the findings' bound on the test-error cost of unlearning (both goals).
   c.report = ml_collections.ConfigDict(dict(plane_method="scrub", max_test_cost=0.05))
   c.strategy = "auto"        # 'auto' or '<member_chunk>,<scan|host>'
+  # Threads running independent stages side by side (experiments/stage_pool.py); 0: 2 on a
+  # CPU with 2 or more cores, else 1. Results do not depend on it.
+  c.stage_workers = 0
   c.eval_batch_size = 1024
   c.compilation_cache_dir = "~/.cache/unlearn_jax/jax_cache"   # '' disables it
   return c

@@ -20,6 +20,10 @@ def check(config) -> None:
   if not config.seeds:
     raise ValueError("config.seeds is empty; give at least one seed, e.g. --config.seeds='(0,)'.")
   _check_unlearn(config)
+  workers = config.get("stage_workers", 0)
+  if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 0:
+    raise ValueError(f"config.stage_workers={workers!r}; it must be an integer >= 0 (0: as many "
+                     "as suit the machine, see experiments/stage_pool.py).")
   unknown = sorted(set(config.eval.goals) - set(tuning.OBJECTIVES))
   if unknown:
     raise ValueError(f"config.eval.goals has unknown goal(s) {unknown}; allowed: "

@@ -15,7 +15,7 @@ import time
 
 import jax
 
-from experiments import config_checks, context, results, setup, workdir_lock
+from experiments import config_checks, context, results, setup, stage_pool, workdir_lock
 from experiments.layout import Layout, bucket_tag
 from experiments.stages import (evaluate, forgetting_score, lira, regions, report, select,
                                 train, unlearn)
@@ -35,8 +35,14 @@ def run(config, workdir: str) -> dict:
     buckets = _buckets(ctx)
     progress = _StageProgress(len(buckets) * (2 + len(methods)))
     rows, timings = [], {}
-    for widths in buckets:
-      rows += _bucket(ctx, widths, methods, timings, progress)
+    with stage_pool.StagePool(stage_pool.resolve_workers(config)) as pool:
+      # Every bucket's training is queued first, so workers train the next bucket while this
+      # thread evaluates the previous one.
+      trained = [[pool.submit(train.run, ctx, name, widths) for name in ("original", "retrained")]
+                 for widths in buckets]
+      for widths, tasks in zip(buckets, trained):
+        rows += _bucket(ctx, pool, widths, [t.result() for t in tasks], methods, timings,
+                        progress)
     return report.run(ctx, rows, timings, time.time() - start)
 
 
@@ -58,13 +64,13 @@ def _buckets(ctx) -> list[tuple]:
   return width_buckets(c.widths, c.bucket_max_ratio, structure)
 
 
-def _bucket(ctx, widths, methods, timings, progress) -> list[dict]:
-  """Every stage of one width bucket; returns its result rows."""
+def _bucket(ctx, pool, widths, trained, methods, timings, progress) -> list[dict]:
+  """Every stage of one width bucket after training; returns its result rows."""
   tag = bucket_tag(widths)
-  original, retrained = (train.run(ctx, name, widths) for name in ("original", "retrained"))
-  for trained in (original, retrained):
-    timings[f"train {trained.models.name} {tag}"] = trained.models.seconds
-    progress.advance(f"({trained.models.name} widths {tag})")
+  original, retrained = trained
+  for t in trained:
+    timings[f"train {t.models.name} {tag}"] = t.models.seconds
+    progress.advance(f"({t.models.name} widths {tag})")
   orig, retr = original.models, retrained.models
   retr_eval = evaluate.run(ctx, retr)
   orig_eval = evaluate.run(ctx, orig, retr_eval)
@@ -74,23 +80,32 @@ def _bucket(ctx, widths, methods, timings, progress) -> list[dict]:
           + results.member_rows("regions", "retrain", retr.members,
                                 regions.retrain_vs_original(ctx, refs, orig, retr))
           + evaluate.group_rows(ctx, "original", "original", orig_eval, retr_eval))
+  tasks = [pool.submit(_method, ctx, name, original, orig_eval, retr_eval, refs)
+           for name in methods]
   picks = {}   # method -> (unlearned models, members selected for privacy at regions.lam)
-  for name in methods:
-    unlearned = unlearn.run(ctx, name, original)
-    method_rows, chosen = _method_rows(ctx, unlearned, orig_eval, retr_eval, refs)
+  for name, task in zip(methods, tasks):
+    unlearned, method_rows, chosen = task.result()
     rows += method_rows
     picks[name] = (unlearned, chosen)
     timings[f"unlearn {name} {tag}"] = unlearned.seconds
     progress.advance(f"({name} widths {tag})")
   if forgetting_score.enabled(ctx.config):
     rows += forgetting_score.run(ctx, widths, original, {
-        m: picks[m] for m in ctx.config.forgetting_score.methods if m in picks})
+        m: picks[m] for m in ctx.config.forgetting_score.methods if m in picks}, pool)
   if lira.enabled(ctx.config):
     lira_rows, seconds = lira.run(ctx, widths, original, retr,
-                                  {m: picks[m] for m in ctx.config.lira.methods if m in picks})
+                                  {m: picks[m] for m in ctx.config.lira.methods if m in picks},
+                                  pool)
     rows += lira_rows
     timings.update(seconds)
   return rows
+
+
+def _method(ctx, name, original, orig_eval, retr_eval, refs):
+  """One method's stages: unlearn, evaluate, select, score and probe the selected models."""
+  unlearned = unlearn.run(ctx, name, original)
+  method_rows, chosen = _method_rows(ctx, unlearned, orig_eval, retr_eval, refs)
+  return unlearned, method_rows, chosen
 
 
 def _method_rows(ctx, unl, orig_eval, retr_eval, refs) -> tuple[list[dict], list]:

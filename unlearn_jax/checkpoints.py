@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import jax
@@ -17,6 +18,11 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from unlearn_jax.train import sharding
 
 PyTree = Any
+
+# Orbax's asynchronous saves coordinate through process-wide operation ids: two managers saving
+# at once from two threads (stages side by side, experiments/stage_pool.py) time out waiting for
+# each other's signals. So one operation at a time, and a save is finished before the next starts.
+_ORBAX = threading.RLock()
 
 
 class NoUsableCheckpoint(FileNotFoundError):
@@ -28,15 +34,19 @@ class StageCheckpointer:
 
   def __init__(self, directory: str, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+    with _ORBAX:
+      self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True))
 
   def latest_step(self) -> int | None:
-    return self._manager.latest_step()
+    with _ORBAX:
+      return self._manager.latest_step()
 
   def save(self, step: int, state: PyTree, meta: dict) -> None:
-    saved = self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_global(state)), meta=ocp.args.JsonSave(meta)))
+    with _ORBAX:
+      saved = self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(_global(state)), meta=ocp.args.JsonSave(meta)))
+      self._manager.wait_until_finished()
     if not saved:   # Orbax skips a step that exists; keeping the old one would go unnoticed
       raise RuntimeError(f"checkpoint step {step} was not written to {self.directory} (it "
                          "exists already); delete that directory to redo the stage.")
@@ -50,7 +60,9 @@ class StageCheckpointer:
     return self._newest_readable(self._read_meta)[1]
 
   def _read_meta(self, step: int) -> dict:
-    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    with _ORBAX:
+      return self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))["meta"]
 
   def _newest_readable(self, read) -> tuple[int, Any]:
     """(step, read(step)) of the newest step that reads without error.
@@ -59,7 +71,8 @@ class StageCheckpointer:
     run resumes from the previous complete step and can write that step again; if none is left,
     `NoUsableCheckpoint` is raised and the stage starts afresh.
     """
-    steps = sorted(self._manager.all_steps(), reverse=True)
+    with _ORBAX:
+      steps = sorted(self._manager.all_steps(), reverse=True)
     if not steps:
       raise FileNotFoundError(f"no checkpoint in {self.directory}.")
     for step in steps:
@@ -69,7 +82,8 @@ class StageCheckpointer:
         reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
         logging.error("checkpoint %s is damaged (%s); removing it and using an earlier step if "
                       "there is one.", os.path.join(self.directory, str(step)), reason)
-        self._manager.delete(step)
+        with _ORBAX:
+          self._manager.delete(step)
     raise NoUsableCheckpoint(f"every checkpoint in {self.directory} was damaged (removed); the "
                              "stage starts afresh.")
 
@@ -85,19 +99,22 @@ class StageCheckpointer:
       replicated = NamedSharding(sharding.member_mesh(), P())
       abstract_state = jax.tree.map(
           lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract_state)
-    out = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    with _ORBAX:
+      out = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     state = out["state"]
     if multi:  # every process continues with its own full copy
       state = jax.tree.map(lambda x: x.addressable_data(0), state)
     return state, out["meta"]
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    with _ORBAX:
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    with _ORBAX:
+      self._manager.wait_until_finished()
+      self._manager.close()
 
 
 def _global(state: PyTree) -> PyTree:

@@ -9,6 +9,7 @@ Keys hold hashable objects only: Flax modules, methods, strategies, shapes, flag
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Callable, Hashable, TypeVar
 
 import jax
@@ -21,13 +22,15 @@ T = TypeVar("T")
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 _CACHE: dict[Hashable, object] = {}
+_LOCK = threading.RLock()   # stages may run side by side (experiments/stage_pool.py)
 
 
 def cached(key: Hashable, build: Callable[[], T]) -> T:
   """`build()` the first time `key` is seen, the same object every later time."""
-  if key not in _CACHE:
-    _CACHE[key] = build()
-  return _CACHE[key]  # type: ignore[return-value]
+  with _LOCK:
+    if key not in _CACHE:
+      _CACHE[key] = build()
+    return _CACHE[key]  # type: ignore[return-value]
 
 
 def clear() -> None:

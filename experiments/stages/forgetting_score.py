@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import results, stage_cache
+from experiments import results, stage_cache, stage_pool
 from experiments.layout import bucket_tag
 from experiments.stages import train
 from experiments.stages.model_set import ModelSet
@@ -42,20 +42,26 @@ def enabled(config) -> bool:
   return config.forgetting_score.models_per_side > 0
 
 
-def run(ctx, widths, original: train.TrainedBucket, picks: dict) -> list[dict]:
+def run(ctx, widths, original: train.TrainedBucket, picks: dict,
+        pool: stage_pool.StagePool | None = None) -> list[dict]:
   """Rows of the scores for every width of the bucket.
 
   picks: {method: (unlearned ModelSet, indices of its members selected for privacy at
     config.regions.lam)}, for the methods in config.forgetting_score.methods.
+  pool: runs the groups that do not depend on each other side by side (default: in turn).
   """
+  pool = pool or stage_pool.StagePool(1)
   cfg = ctx.config.forgetting_score
   k, offset = cfg.models_per_side, cfg.seed_offset
   start = time.time()
-  retrained = train.run(ctx, "group_retrained", widths, seeds=range(offset, offset + 2 * k))
-  floor = train.run(ctx, "group_original", widths, seeds=range(offset, offset + k))
-  groups = {"retrained": retrained.models, "original (floor)": floor.models}
-  for name, (unlearned, chosen) in picks.items():
-    groups[name] = _unlearn_group(ctx, name, original, unlearned, chosen, k)
+  tasks = [pool.submit(train.run, ctx, "group_retrained", widths,
+                       seeds=range(offset, offset + 2 * k)),
+           pool.submit(train.run, ctx, "group_original", widths, seeds=range(offset, offset + k))]
+  tasks += [pool.submit(_unlearn_group, ctx, name, original, unlearned, chosen, k)
+            for name, (unlearned, chosen) in picks.items()]
+  retrained, floor, *unlearned_groups = (t.result() for t in tasks)
+  groups = {"retrained": retrained.models, "original (floor)": floor.models,
+            **dict(zip(picks, unlearned_groups))}
   conf = {name: forget_confidences(ctx, models) for name, models in groups.items()}
   rows = []
   for w in widths:

@@ -34,7 +34,7 @@ import time
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import results
+from experiments import results, stage_pool
 from experiments.layout import bucket_tag
 from experiments.stages import train, unlearn
 from experiments.stages.forgetting_score import forget_confidences
@@ -80,22 +80,26 @@ def shadow_halves(forget_idx, retain_idx, num_shadows: int, seed: int
   return forget_sets, retain_sets
 
 
-def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: dict
-        ) -> tuple[list[dict], dict]:
+def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: dict,
+        pool: stage_pool.StagePool | None = None) -> tuple[list[dict], dict]:
   """Rows of the attacks for every width of the bucket, and the seconds each shadow set took
   to train or unlearn (as recorded when it was made, so a resumed run reports the same).
 
   picks: {method: (unlearned ModelSet, indices of its members selected for privacy at
     config.regions.lam)}, for the methods in config.lira.methods.
+  pool: runs the shadow sets that do not depend on each other side by side (default: in turn).
   """
+  pool = pool or stage_pool.StagePool(1)
   cfg, splits = ctx.config.lira, ctx.splits
   m, offset = cfg.shadow_models, cfg.seed_offset
   start = time.time()
   forget_sets, retain_sets = shadow_halves(splits.forget_idx, splits.retain_idx, m,
                                            ctx.config.dataset.split_seed)
   seeds = range(offset, offset + m)
-  shadow_orig = train.run(ctx, "shadow_original", widths, seeds=seeds)
-  shadow_retr = train.run(ctx, "shadow_retrained", widths, seeds=seeds, pools=retain_sets)
+  tasks = [pool.submit(train.run, ctx, "shadow_original", widths, seeds=seeds),
+           pool.submit(train.run, ctx, "shadow_retrained", widths, seeds=seeds,
+                       pools=retain_sets)]
+  shadow_orig, shadow_retr = (t.result() for t in tasks)
   # name -> (statistics (models, |F|), each model's width)
   stats = lambda models: (forget_confidences(ctx, models), models.member_widths)
   conf = {"shadow_original": stats(shadow_orig.models),
@@ -103,9 +107,11 @@ def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: 
           "original": stats(original.models), "retrained": stats(retrained)}
   tag = bucket_tag(widths)
   seconds = {f"lira {s.models.name} {tag}": s.models.seconds for s in (shadow_orig, shadow_retr)}
+  tasks = {name: pool.submit(_unlearn_shadows, ctx, name, shadow_orig, unlearned, chosen,
+                             forget_sets, retain_sets)
+           for name, (unlearned, chosen) in picks.items()}
   for name, (unlearned, chosen) in picks.items():
-    shadows = _unlearn_shadows(ctx, name, shadow_orig, unlearned, chosen, forget_sets,
-                               retain_sets)
+    shadows = tasks[name].result()
     seconds[f"lira shadow_{name} {tag}"] = shadows.seconds
     conf[f"shadow_{name}"] = stats(shadows)
     conf[name] = stats(unlearned.subset(chosen, f"{name}_lira_targets"))

@@ -11,6 +11,8 @@ models' identity, the data's fingerprint and `config.regions`.
 """
 from __future__ import annotations
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,15 +94,17 @@ class ReferenceLabels:
   def __init__(self, probe: RegionProbe, original: ModelSet, retrained: ModelSet):
     self._probe, self._sets, self._labels = probe, {"original": original,
                                                     "retrained": retrained}, {}
+    self._lock = threading.Lock()   # the bucket's methods may ask side by side
 
   def models(self, name: str) -> ModelSet:
     return self._sets[name]
 
   def __getitem__(self, name: str) -> dict:
-    if name not in self._labels:
-      s = self._sets[name]
-      self._labels[name] = self._probe.labels(s.model, s.variables)
-    return self._labels[name]
+    with self._lock:
+      if name not in self._labels:
+        s = self._sets[name]
+        self._labels[name] = self._probe.labels(s.model, s.variables)
+      return self._labels[name]
 
 
 def _index(labels: dict, idx) -> dict:
