@@ -7,9 +7,12 @@ the method's grid, evaluate, select hyperparameters per (goal, lambda) on valida
 optionally the many-model protocols (forgetting score, shadow-model membership attack).
 Finally the report stage writes `results.csv`, figures and `report.md`. Each stage keeps its own
 cache in the workdir (see `experiments.stages`): a killed run continues where it stopped.
+Stages that do not depend on each other run side by side (`experiments.stage_pool`); results do
+not depend on how many do.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -17,6 +20,7 @@ import jax
 
 from experiments import config_checks, context, results, setup, stage_pool, workdir_lock
 from experiments.layout import Layout, bucket_tag
+from experiments.stages.model_set import ModelSet
 from experiments.stages import (evaluate, forgetting_score, lira, regions, report, select,
                                 train, unlearn)
 from unlearn_jax.train import Progress, variable_structure, width_buckets
@@ -36,13 +40,19 @@ def run(config, workdir: str) -> dict:
     progress = _StageProgress(len(buckets) * (2 + len(methods)))
     rows, timings = [], {}
     with stage_pool.StagePool(stage_pool.resolve_workers(config)) as pool:
-      # Every bucket's training is queued first, so workers train the next bucket while this
-      # thread evaluates the previous one.
-      trained = [[pool.submit(train.run, ctx, name, widths) for name in ("original", "retrained")]
-                 for widths in buckets]
-      for widths, tasks in zip(buckets, trained):
-        rows += _bucket(ctx, pool, widths, [t.result() for t in tasks], methods, timings,
-                        progress)
+      # Work is queued as soon as it can start: every bucket's training first, then a bucket's
+      # methods once this thread has evaluated its references; so the workers keep busy while
+      # this thread evaluates. Each bucket notes diverged members in a context of its own,
+      # merged in bucket order, so the report lists them as a one-at-a-time run would.
+      contexts = [dataclasses.replace(ctx, diverged=[]) for _ in buckets]
+      trained = [[pool.submit(train.run, bctx, name, widths) for name in ("original", "retrained")]
+                 for bctx, widths in zip(contexts, buckets)]
+      started = [_start_bucket(bctx, pool, widths, [t.result() for t in tasks], methods, timings,
+                               progress)
+                 for bctx, widths, tasks in zip(contexts, buckets, trained)]
+      for bctx, bucket in zip(contexts, started):
+        rows += _finish_bucket(bctx, pool, bucket, methods, timings, progress)
+        ctx.diverged.extend(bctx.diverged)
     return report.run(ctx, rows, timings, time.time() - start)
 
 
@@ -64,8 +74,17 @@ def _buckets(ctx) -> list[tuple]:
   return width_buckets(c.widths, c.bucket_max_ratio, structure)
 
 
-def _bucket(ctx, pool, widths, trained, methods, timings, progress) -> list[dict]:
-  """Every stage of one width bucket after training; returns its result rows."""
+@dataclasses.dataclass
+class _StartedBucket:
+  widths: tuple
+  original: train.TrainedBucket
+  retrained: ModelSet
+  rows: list[dict]
+  method_tasks: list
+
+
+def _start_bucket(ctx, pool, widths, trained, methods, timings, progress) -> _StartedBucket:
+  """Evaluates a bucket's trained models and queues its methods."""
   tag = bucket_tag(widths)
   original, retrained = trained
   for t in trained:
@@ -82,18 +101,24 @@ def _bucket(ctx, pool, widths, trained, methods, timings, progress) -> list[dict
           + evaluate.group_rows(ctx, "original", "original", orig_eval, retr_eval))
   tasks = [pool.submit(_method, ctx, name, original, orig_eval, retr_eval, refs)
            for name in methods]
+  return _StartedBucket(widths, original, retr, rows, tasks)
+
+
+def _finish_bucket(ctx, pool, bucket: _StartedBucket, methods, timings, progress) -> list[dict]:
+  """A bucket's rows: its references', its methods' and the many-model protocols'."""
+  tag, rows = bucket_tag(bucket.widths), list(bucket.rows)
   picks = {}   # method -> (unlearned models, members selected for privacy at regions.lam)
-  for name, task in zip(methods, tasks):
+  for name, task in zip(methods, bucket.method_tasks):
     unlearned, method_rows, chosen = task.result()
     rows += method_rows
     picks[name] = (unlearned, chosen)
     timings[f"unlearn {name} {tag}"] = unlearned.seconds
     progress.advance(f"({name} widths {tag})")
   if forgetting_score.enabled(ctx.config):
-    rows += forgetting_score.run(ctx, widths, original, {
+    rows += forgetting_score.run(ctx, bucket.widths, bucket.original, {
         m: picks[m] for m in ctx.config.forgetting_score.methods if m in picks}, pool)
   if lira.enabled(ctx.config):
-    lira_rows, seconds = lira.run(ctx, widths, original, retr,
+    lira_rows, seconds = lira.run(ctx, bucket.widths, bucket.original, bucket.retrained,
                                   {m: picks[m] for m in ctx.config.lira.methods if m in picks},
                                   pool)
     rows += lira_rows
