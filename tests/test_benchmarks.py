@@ -181,3 +181,12 @@ def test_compile_profile_counts_programs_by_name_and_caller():
   assert "| 2 |" in profile.table() and where in profile.table()
   triple(np.arange(9, dtype=np.float32))   # uninstalled: no longer counted
   assert entry.programs == 2
+
+
+def test_side_by_side_programs_give_bitwise_the_same_models(capsys):
+  from benchmarks import side_by_side  # pylint: disable=g-import-not-at-top
+  r = side_by_side.case(width=4, members=2, epochs=1)
+  assert r["bitwise_equal"] is True
+  assert r["sequential_s"] > 0 and r["side_by_side_s"] > 0
+  side_by_side.main(["--cases=4x2", "--epochs=1"])
+  assert "| 4 | 2 |" in capsys.readouterr().out

@@ -29,8 +29,12 @@ class _Killed(Exception):
 
 
 def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatch):
+  # Stages side by side (the reference ran them one at a time): killed while the originals are
+  # still training next to the retrained references, and again mid-unlearning.
   ref_dir, ref_values = reference
   workdir = str(tmp_path)
+  config = _config()
+  config.stage_workers = 2
   save = StageCheckpointer.save
 
   def die_in_training(self, step, state, meta):
@@ -41,7 +45,7 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatc
 
   monkeypatch.setattr(StageCheckpointer, "save", die_in_training)
   with pytest.raises(_Killed):
-    run_lib.run(_config(), workdir)
+    run_lib.run(config, workdir)
   monkeypatch.setattr(StageCheckpointer, "save", save)
 
   real_unlearn = unlearn_stage.run
@@ -52,9 +56,9 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path, monkeypatc
 
   monkeypatch.setattr(unlearn_stage, "run", die_in_unlearning)
   with pytest.raises(_Killed):
-    run_lib.run(_config(), workdir)
+    run_lib.run(config, workdir)
   monkeypatch.setattr(unlearn_stage, "run", real_unlearn)
-  run_lib.run(_config(), workdir)
+  run_lib.run(config, workdir)
   resumed = _values(results.read_csv(os.path.join(workdir, "results.csv")))
   assert resumed.keys() == ref_values.keys()
   assert resumed == ref_values   # bitwise: the same programs ran on the same inputs
@@ -222,6 +226,7 @@ def test_new_originals_are_unlearned_and_evaluated_afresh(reference, tmp_path, m
     ("unlearn.epochs", {"retrain": 3}, r"unlearn.epochs\['retrain'\] would be ignored"),
     ("eval.evaluators", ("errors", "lira"), r"unknown evaluator\(s\) \['lira'\]"),
     ("eval.evaluators", ("loss_mia",), r"must include 'errors'"),
+    ("stage_workers", -1, r"config.stage_workers=-1; it must be an integer >= 0"),
 ])
 def test_bad_settings_fail_before_any_work(tmp_path, field, value, message):
   config = _config()
