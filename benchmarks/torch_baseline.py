@@ -89,7 +89,7 @@ def schedule(num_train: int, batch_size: int, steps: int) -> tuple[int, int]:
 
 
 def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, batch_size: int,
-             learning_rate: float) -> dict:
+             learning_rate: float, strategy: str = "auto") -> dict:
   """Seconds of init, first epoch (with compilation) and the other epochs; final mean loss."""
   data = jax.block_until_ready({"x": jnp.asarray(x), "y": jnp.asarray(y)})
   pool = np.arange(len(y))
@@ -112,7 +112,8 @@ def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, 
   state, metrics = train.train(model, train.any_optimizer(factory), state, data, pool,
                                train.member_keys(members, 0), epochs=epochs,
                                batch_size=batch_size, augment=False,
-                               strategy=train.auto_strategy("mlp", width), callback=after_epoch)
+                               strategy=train.resolve_strategy(strategy, "mlp", width),
+                               callback=after_epoch)
   jax.block_until_ready(state)
   end = time.perf_counter()
   return {"jax_init_s": initialised - start, "jax_first_epoch_s": marks["first_epoch"] - initialised,
@@ -198,7 +199,8 @@ def to_markdown(rows: Sequence[Row], settings: dict) -> str:
       f"examples, {settings['epochs']} epochs of {settings['steps_per_epoch']} steps. "
       f"{settings['cpu']} ({settings['cpus']} CPUs); jax {jax.__version__} "
       f"({jax.default_backend()}), torch {settings['torch'] or 'not run'} "
-      f"({settings['threads']} threads); compilation cache: {settings['cache']}.",
+      f"({settings['threads']} threads); JAX strategy {settings.get('strategy', 'auto')}; "
+      f"compilation cache: {settings['cache']}.",
       "",
       "| width | seeds | steps | jax init s | jax first epoch s | jax rest s | jax total s "
       "| torch s | torch/jax | loss jax | loss torch |",
@@ -227,6 +229,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--num_samples", type=int, default=None,
                       help="MNIST-1D examples to generate (80%% train; default: the standard 5000)")
   parser.add_argument("--cache_dir", default=None, help="JAX persistent compilation cache dir")
+  parser.add_argument("--strategy", default="auto",
+                      help="JAX execution strategy: 'auto' (all members in one vmapped program "
+                           "on CPU) or '<member_chunk>,<scan|host>', e.g. '8,scan' (chunks of 8 "
+                           "members, side by side on CPU)")
   parser.add_argument("--out", default=None, help="append the markdown table to this file")
   args = parser.parse_args(argv)
   args.frameworks = {f.strip() for f in args.frameworks.split(",") if f.strip()}
@@ -251,7 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> tuple[list[Row], str]:
     row = Row(width, args.seeds, epochs * per_epoch)
     common = (x, y, width, args.seeds, epochs, args.batch_size, args.learning_rate)
     if "jax" in args.frameworks:
-      for name, value in time_jax(*common).items():
+      for name, value in time_jax(*common, args.strategy).items():
         setattr(row, name, value)
     if "torch" in args.frameworks:
       for name, value in time_torch(*common, args.threads).items():
@@ -263,7 +269,8 @@ def main(argv: Optional[Sequence[str]] = None) -> tuple[list[Row], str]:
               "learning_rate": args.learning_rate, "batch_size": args.batch_size,
               "num_train": len(y), "epochs": epochs, "steps_per_epoch": per_epoch,
               "cpu": _cpu_model(), "cpus": os.cpu_count(), "threads": args.threads,
-              "torch": torch_ver if "torch" in args.frameworks else None, "cache": cache}
+              "torch": torch_ver if "torch" in args.frameworks else None, "cache": cache,
+              "strategy": args.strategy}
   table = to_markdown(rows, settings)
   print(table)
   if args.out:

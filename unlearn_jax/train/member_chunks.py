@@ -3,29 +3,89 @@
 Execution strategies bound how many members one compiled call sees (`Strategy.member_chunk`):
 the driver's steps and member-stacked inference both slice consecutive chunks off the leading
 axis of every input tree and concatenate the outputs back, here, in one place.
+
+On CPU the chunks run side by side in threads: XLA:CPU runs a program on the thread that calls
+it and uses about one core for it, so two chunks of 8 MNIST-1D MLPs (width 64) trained in two
+threads took 26 ms per epoch against 53-84 ms one after the other on 2 cores
+(benchmarks/side_by_side.py). Each chunk runs the same program on the same inputs either way,
+so the results are bitwise the same.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import os
+import threading
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from unlearn_jax import compile_cache
+
 PyTree = Any
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_IN_CHUNK = threading.local()   # a chunk that maps chunks itself runs them in turn
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+  global _POOL
+  with _POOL_LOCK:
+    if _POOL is None:
+      _POOL = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "member_chunk")
+    return _POOL
+
+
+def _side_by_side(num_chunks: int) -> bool:
+  return (num_chunks > 1 and (os.cpu_count() or 1) > 1 and jax.default_backend() == "cpu"
+          and not getattr(_IN_CHUNK, "active", False))
+
+
+def _in_chunk(fn, part):
+  # Computes and waits in this thread: XLA:CPU runs a program on the calling thread only when
+  # its inputs are ready, else later on whichever thread makes them ready.
+  _IN_CHUNK.active = True
+  try:
+    return jax.block_until_ready(fn(*jax.block_until_ready(part)))
+  finally:
+    _IN_CHUNK.active = False
+
+
+@functools.partial(compile_cache.exact_jit, static_argnums=(1,))
+def _split(trees, chunk: int) -> list[tuple]:
+  """Every chunk's slice of every tree, in one program (eager slices cost a dispatch each)."""
+  num = jax.tree.leaves(trees)[0].shape[0]
+  return [tuple(jax.tree.map(lambda x, s=s: x[s:s + chunk], t) for t in trees)
+          for s in range(0, num, chunk)]
+
+
+@compile_cache.exact_jit
+def _join(outs: list) -> PyTree:
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
 def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree,
-                      concatenate: Callable = jnp.concatenate) -> PyTree:
+                      concatenate: Callable | None = None) -> PyTree:
   """`fn(*trees)` computed on consecutive chunks of `chunk` members (0: all at once).
 
-  Every leaf of `trees` has the member axis first; `fn`'s outputs are joined along it by
-  `concatenate` (`np.concatenate` for host outputs, so they are not copied to the device and
-  back). With one chunk covering every member `fn` sees the trees themselves, unsliced.
+  Every leaf of `trees` has the member axis first; `fn`'s outputs are joined along it on the
+  device, or by `concatenate` (`np.concatenate` for host outputs, so they are not copied to the
+  device and back). With one chunk covering every member `fn` sees the trees themselves,
+  unsliced. On CPU the chunks run side by side (see above): `fn` must not depend on the order of
+  the chunks.
   """
   num = jax.tree.leaves(trees)[0].shape[0]
   chunk = chunk or num
   if chunk >= num:
     return fn(*trees)
-  outs = [fn(*(jax.tree.map(lambda x, s=s: x[s:s + chunk], t) for t in trees))
-          for s in range(0, num, chunk)]
+  parts = _split(trees, chunk)
+  if _side_by_side(len(parts)):
+    futures = [_pool().submit(_in_chunk, fn, part) for part in parts]
+    outs = [f.result() for f in futures]
+  else:
+    outs = [fn(*part) for part in parts]
+  if concatenate is None:
+    return _join(outs)
   return jax.tree.map(lambda *xs: concatenate(xs), *outs)
