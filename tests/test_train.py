@@ -1,6 +1,7 @@
 """Member-stacked training: vmapped members vs separate runs, strategies, resume, divergence."""
 import dataclasses
 import functools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
-from unlearn_jax.train import split_init
+from unlearn_jax.train import member_chunks, split_init
 
 EPOCHS, BATCH = 2, 32
 
@@ -131,7 +132,26 @@ def test_member_chunks_slice_and_concatenate_along_the_member_axis():
     seen.clear()
     out = train.map_member_chunks(fn, chunk, tree)
     np.testing.assert_array_equal(out["sum"], [1.0, 6.0, 11.0, 16.0, 21.0])
-    assert seen == sizes
+    assert sorted(seen) == sorted(sizes)   # chunks may run side by side, in any order
+
+
+def test_member_chunks_side_by_side_train_bitwise_as_in_turn(setup, monkeypatch):
+  d, pool = setup
+  members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
+  threads, in_chunk = set(), member_chunks._in_chunk
+
+  def spy(*args):
+    threads.add(threading.get_ident())
+    return in_chunk(*args)
+
+  monkeypatch.setattr(member_chunks, "_in_chunk", spy)
+  _, side, _, side_metrics = _train(members, d, pool, train.Strategy(2, "scan"))
+  if member_chunks._side_by_side(3):   # CPU with 2 or more cores
+    assert threads and threading.get_ident() not in threads   # the chunks ran in workers
+  monkeypatch.setattr(member_chunks, "_side_by_side", lambda num_chunks: False)
+  _, turn, _, turn_metrics = _train(members, d, pool, train.Strategy(2, "scan"))
+  for a, b in zip(jax.tree.leaves((side, side_metrics)), jax.tree.leaves((turn, turn_metrics))):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_width_buckets_bound_the_ratio_and_reject_bad_widths():

@@ -31,12 +31,15 @@ class Progress:
     self.start = self.last = time.time()
     self.done0 = None
 
-  def update(self, done: int, extra: str = ""):
+  def update(self, done: int, extra: str | Callable[[], str] = ""):
+    """Logs a line if one is due; `extra` may be a callable, called only then (e.g. a loss read
+    from the device, which would otherwise wait for the work in flight every time)."""
     now = time.time()
     if self.done0 is None:
       self.done0 = done - 1
     if now - self.last < self.every_s and done < self.total:
       return
+    extra = extra() if callable(extra) else extra
     self.last = now
     rate = (done - self.done0) / max(now - self.start, 1e-9)
     eta = (self.total - done) / rate if rate > 0 else float("inf")
@@ -75,7 +78,8 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
-    progress.update(epoch + 1, f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
+    progress.update(epoch + 1,
+                    lambda: f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
   return state, metrics
 
 
