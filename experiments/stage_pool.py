@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import jax
 
@@ -41,7 +41,6 @@ class StagePool:
   """
 
   def __init__(self, workers: int):
-    self.workers = workers
     self._pool = (concurrent.futures.ThreadPoolExecutor(workers, "stage")
                   if workers > 1 else None)
 
@@ -51,11 +50,6 @@ class StagePool:
     if self._pool is None:
       return Task(ctx, task_ctx, value=fn(task_ctx, *args, **kwargs))
     return Task(ctx, task_ctx, future=self._pool.submit(fn, task_ctx, *args, **kwargs))
-
-  def map(self, fn: Callable[..., Any], ctx, items: Iterable, *args) -> list:
-    """`[fn(task_ctx, item, *args) for item in items]`, side by side, in order."""
-    tasks = [self.submit(fn, ctx, item, *args) for item in items]
-    return [t.result() for t in tasks]
 
   def __enter__(self) -> "StagePool":
     return self

@@ -30,7 +30,8 @@ def test_tasks_run_side_by_side_and_come_back_in_submission_order():
 
   ctx = _Ctx()
   with stage_pool.StagePool(2) as pool:
-    assert pool.map(task, ctx, range(4)) == [0, 10, 20, 30]
+    tasks = [pool.submit(task, ctx, i) for i in range(4)]
+    assert [t.result() for t in tasks] == [0, 10, 20, 30]
   assert ctx.diverged == ["task 0", "task 1", "task 2", "task 3"]
 
 
@@ -64,7 +65,8 @@ def test_a_failure_waits_for_running_tasks_and_drops_queued_ones():
 
   with pytest.raises(RuntimeError, match="stage 0 failed"):
     with stage_pool.StagePool(2) as pool:
-      pool.map(task, _Ctx(), range(40))
+      for t in [pool.submit(task, _Ctx(), i) for i in range(40)]:
+        t.result()
   assert running_finished.is_set()   # the running task ended before the error came out
   assert len(ran) < 40
 
