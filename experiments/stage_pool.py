@@ -1,7 +1,7 @@
 """Independent stages side by side: a sweep's stages in a few worker threads.
 
 XLA:CPU runs one program's steps on about one core, even with several cores free: two training
-programs of the MNIST-1D MLP run in two threads finish 1.6-1.9x sooner than one after the other
+programs of the MNIST-1D MLP run in two threads finish 1.4-2x sooner than one after the other
 on 2 cores (benchmarks/results/cpu-xeon-default-sweep.md), with bitwise the same results. So
 the stages that do not depend on each other (originals and retrained references, every method
 of a bucket, the shadow models' pairs) run in `config.stage_workers` threads.

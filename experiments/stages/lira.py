@@ -100,6 +100,10 @@ def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: 
            pool.submit(train.run, ctx, "shadow_retrained", widths, seeds=seeds,
                        pools=retain_sets)]
   shadow_orig, shadow_retr = (t.result() for t in tasks)
+  # Queued before this thread computes statistics, so the workers unlearn meanwhile.
+  tasks = {name: pool.submit(_unlearn_shadows, ctx, name, shadow_orig, unlearned, chosen,
+                             forget_sets, retain_sets)
+           for name, (unlearned, chosen) in picks.items()}
   # name -> (statistics (models, |F|), each model's width)
   stats = lambda models: (forget_confidences(ctx, models), models.member_widths)
   conf = {"shadow_original": stats(shadow_orig.models),
@@ -107,9 +111,6 @@ def run(ctx, widths, original: train.TrainedBucket, retrained: ModelSet, picks: 
           "original": stats(original.models), "retrained": stats(retrained)}
   tag = bucket_tag(widths)
   seconds = {f"lira {s.models.name} {tag}": s.models.seconds for s in (shadow_orig, shadow_retr)}
-  tasks = {name: pool.submit(_unlearn_shadows, ctx, name, shadow_orig, unlearned, chosen,
-                             forget_sets, retain_sets)
-           for name, (unlearned, chosen) in picks.items()}
   for name, (unlearned, chosen) in picks.items():
     shadows = tasks[name].result()
     seconds[f"lira shadow_{name} {tag}"] = shadows.seconds
