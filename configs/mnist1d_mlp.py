@@ -3,8 +3,8 @@ r"""python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=
 Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 17 minutes (measured
 on 2 cores from a fresh clone and workdir with an empty compilation cache: 16 min 42 s wall, most
 of it the shadow-model attack's 128 shadow trainings per width); without the attack
-(`:shadows=0`) about 7 minutes (7 min 4 s before stages ran side by side; 10 seeds, 5 widths, 9
-methods over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of
+(`:shadows=0`) about 5 minutes (the mislabeled variant took 5 min 1 s with stages side by side,
+7 min 4 s one at a time; 10 seeds, 5 widths, 9 methods over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of
 seeds; `:shadows=M` the shadow models per width (0: off); `:all_widths` runs 7 widths (4..256;
 about 12.5 minutes at 10 seeds without the attack, before stages ran side by side).
 
