@@ -18,13 +18,15 @@
 #      CIFAR-shaped data, a short timed slice of every stage per width bucket, projected to the
 #      full run -> gpu_cifar_projection.md/.json. Its own budget is the cap minus 60 s: past it,
 #      no new slice starts and the rest are estimated (marked in the table).
-#   a. (cap 150 s) tests/test_models.py and tests/test_train.py on the GPU -> gpu_tests.log.
+#   a. (cap 150 s, in the background beside d) tests/test_models.py and tests/test_train.py on
+#      the GPU -> gpu_tests.log.
 #      tests/conftest.py defaults JAX_PLATFORMS to cpu with setdefault, so we set
 #      JAX_PLATFORMS=cuda explicitly (and UNLEARN_JAX_TEST_PLATFORM=cuda for a conftest that
 #      honours it). The equivalence tests compare float32 runs at ~1e-5, so they run with full
 #      float32 matmul precision, not TF32.
 #   d. (the time left) the README's offline default sweep end to end,
-#      `python -m experiments.width_sweep --config=configs/mnist1d_mlp.py` in a fresh workdir
+#      `python -m experiments.width_sweep --config=configs/mnist1d_mlp.py` (SWEEP_CONFIG=
+#      `configs/mnist1d_mlp.py:all_widths,seeds=3,shadows=0` for the older 7 x 3 setting) in a fresh workdir
 #      with the persistent compilation cache off (a cold run) -> gpu_default_sweep.txt (wall
 #      time, exit status or "TIMED OUT", run_info.json's stage_seconds), gpu_default_sweep.log,
 #      and the workdir's run_info.json and report.md. A timeout here is reported, not a failure:
@@ -97,12 +99,17 @@ if [[ "$backend" == "gpu" ]]; then
       env -u JAX_PLATFORMS "$PYTHON" -m benchmarks.project_cifar \
       --budget-s="$budget_c" --out="$OUT_DIR/gpu_cifar_projection.md"
 
-  part "a (GPU tests)" "$CAP_TESTS_S" 1 "$OUT_DIR/gpu_tests.log" \
+  # The tests run beside the sweep: both mostly compile on the host's cores, the tests' kernels
+  # are tiny, and run one after the other the sweep would get little of the 10 minutes. The tests
+  # allocate GPU memory as they need it, so the sweep's preallocation leaves them enough.
+  ( part "a (GPU tests, beside d)" "$CAP_TESTS_S" 1 "$OUT_DIR/gpu_tests.log" \
       env JAX_PLATFORMS=cuda UNLEARN_JAX_TEST_PLATFORM=cuda JAX_DEFAULT_MATMUL_PRECISION=highest \
-      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -q
+      XLA_PYTHON_CLIENT_PREALLOCATE=false \
+      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -q > /dev/null ) &
+  tests_pid=$!
 
   workdir="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_sweep.XXXXXX")"
-  sweep_cmd=("$PYTHON" -m experiments.width_sweep --config=configs/mnist1d_mlp.py
+  sweep_cmd=("$PYTHON" -m experiments.width_sweep --config="${SWEEP_CONFIG:-configs/mnist1d_mlp.py}"
              --workdir="$workdir" --config.compilation_cache_dir=)
   report="$OUT_DIR/gpu_default_sweep.txt"
   PART_RC=""
@@ -135,6 +142,8 @@ EOF
   } > "$report"
   cat "$report"
   rm -rf "$workdir"
+  wait "$tests_pid"
+  grep -q "^gpu_check: part a (GPU tests, beside d): exit 0," "$SUMMARY" || failed=1
 else
   echo "gpu_check: no GPU: skipping part a (GPU tests)" | tee -a "$SUMMARY"
   echo "gpu_check: no GPU: skipping the full-size parts b (throughput), c (projection) and d" \

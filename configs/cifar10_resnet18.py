@@ -1,10 +1,10 @@
 r"""python -m experiments.width_sweep --config=configs/cifar10_resnet18.py --workdir=/tmp/cifar10
 
 Hardware: one GPU (H100 class) or TPU; needs CIFAR-10 prepared offline (BUILD.md). Expected run
-time, an estimate from the H100 training throughput in benchmarks/README.md (ResNet-18, batch 128:
-about 14k, 9k, 4.7k and 2.8k examples/s per model at k = 8, 16, 32, 64, 4 members): training
-2 x 3 seeds x 5 widths for 100 epochs of 40,000 examples takes about 4-5 hours, dominated by
-k = 64 (~2.4 h); the unlearning grids add roughly another 1-2 hours. Not yet run end to end.
+time on one H100, projected from timed slices on synthetic CIFAR-shaped data
+(benchmarks/results/h100_gpu_check.md): training the originals and retrained references of 3
+seeds x 5 widths for 100 epochs about 0.65 h; the unlearning grids about 3.3 h (mostly estimated
+from SCRUB's measured cost); evaluation not included. Not yet run end to end.
 `:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU). Activations are
 bfloat16 (mixed precision: float32 parameters, optimizer state, BatchNorm statistics and loss;
 tests/test_mixed_precision.py checks errors match float32 up to seed noise at smoke size);

@@ -79,6 +79,19 @@ def test_unknown_optimizer_schedule_strategy():
     train.resolve_strategy("fast", "mlp", 8)
 
 
+def test_auto_strategy_follows_the_measured_winners():
+  """The rules of benchmarks/results/h100_gpu_check.md (accelerators) and the CPU table."""
+  one_at_a_time, vmapped = train.Strategy(1, "scan"), train.Strategy(0, "scan")
+  for width, expected in ((4, vmapped), (8, vmapped), (16, one_at_a_time), (64, one_at_a_time)):
+    assert train.auto_strategy("preact_resnet18", width, backend="gpu") == expected, width
+  assert train.auto_strategy("preact_resnet18_scrub", 1, backend="tpu") == one_at_a_time
+  assert train.auto_strategy("mlp", 4096, backend="gpu") == vmapped
+  assert train.auto_strategy("mlp", 512, backend="cpu") == vmapped
+  assert train.auto_strategy("mlp", 1024, backend="cpu") == one_at_a_time
+  assert train.auto_strategy("preact_resnet18", 8, backend="cpu") == train.Strategy(1, "host")
+  assert train.resolve_strategy("auto", "mlp", 64) == train.auto_strategy("mlp", 64)
+
+
 def test_diverging_member_is_reported_and_others_unaffected(setup):
   d, pool = setup
   members = [train.Member(0, 8, 0.05, 0.0), train.Member(0, 8, 1e6, 0.0)]

@@ -38,19 +38,21 @@ class Strategy:
 
 
 def auto_strategy(model_name: str, width: float, backend: str | None = None) -> Strategy:
-  """Default strategy per backend and model family (numbers in benchmarks/README.md).
+  """Default strategy per backend and model family (benchmarks/results/h100_gpu_check.md).
 
   Accelerators: vmap every member and scan steps (small models only fill a GPU when batched),
-  except ResNet-18 from width 64 up, which fills the GPU alone: on an H100 (4 members, batch 128)
-  vmapping gave 56k/36k/19k/9.4k examples/s at k=8/16/32/64 against 18k/9k/11k/11.2k one at a
-  time.
+  except ResNet-18 from width 16 up, which runs one member at a time. On an H100 with jax 0.11.2
+  (4 members, batch 128, examples/s summed over members) one at a time beat vmapping at every
+  width measured: bfloat16 58.2k vs 46.7k at k=16 and 44k vs 26.2k at k=64, float32 39.5k vs
+  19.4k at k=32 and 27.2k vs 9.4k at k=64. At k=8 the gain was 1.08x (55k vs 50.8k) for twice
+  the compile time, so narrower ResNets stay vmapped.
   CPU: MLPs up to width 512 vmap+scan; wider MLPs and all convolutional models one member at a
   time, and convolutional models with a host step loop.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
-    # k=64 (Nakkiran) and p=1 (SCRUB) are both the standard-width ResNet-18.
-    if (model_name, width >= 64) == ("preact_resnet18", True) or (
+    # k=16 (Nakkiran) is a quarter of the standard ResNet-18; p=1 (SCRUB) is the standard one.
+    if (model_name == "preact_resnet18" and width >= 16) or (
         model_name == "preact_resnet18_scrub" and width >= 1):
       return Strategy(1, "scan")
     return Strategy(0, "scan")
