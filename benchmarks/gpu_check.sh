@@ -37,7 +37,9 @@
 # (float32 and bfloat16) and c run, which checks the script and the benchmark machinery end to
 # end: cpu_resnet18_quick.json/.md and cpu_cifar_projection_quick.md/.json (about 50 s on 2
 # cores). GPU_CHECK_BACKEND=cpu forces this path on a GPU machine. The caps can be changed with
-# TOTAL_S, CAP_THROUGHPUT_S, CAP_PROJECTION_S and CAP_TESTS_S.
+# TOTAL_S, CAP_THROUGHPUT_S, CAP_PROJECTION_S and CAP_TESTS_S; PARTS (default abcd) picks the
+# parts to run, e.g. PARTS=bd; THROUGHPUT_WIDTHS and THROUGHPUT_DTYPES (defaults 64,32,16,8 and
+# float32,bfloat16) what part b measures, so a later check can measure what an earlier one left.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,6 +49,9 @@ TOTAL_S="${TOTAL_S:-570}"
 CAP_THROUGHPUT_S="${CAP_THROUGHPUT_S:-190}"
 CAP_PROJECTION_S="${CAP_PROJECTION_S:-230}"
 CAP_TESTS_S="${CAP_TESTS_S:-150}"
+PARTS="${PARTS:-abcd}"
+THROUGHPUT_WIDTHS="${THROUGHPUT_WIDTHS:-64,32,16,8}"
+THROUGHPUT_DTYPES="${THROUGHPUT_DTYPES:-float32,bfloat16}"
 mkdir -p "$OUT_DIR"
 SUMMARY="$OUT_DIR/gpu_check_summary.txt"
 : > "$SUMMARY"
@@ -63,6 +68,10 @@ echo "gpu_check: JAX default backend is '$backend'; writing to $OUT_DIR"
 part() {
   local name="$1" cap="$2" timeout_fails="$3" log="$4"
   shift 4
+  if [[ "$PARTS" != *"${name:0:1}"* ]]; then
+    echo "gpu_check: part $name not run: not in PARTS=$PARTS" | tee -a "$SUMMARY"
+    return
+  fi
   local left=$(( TOTAL_S - SECONDS ))
   (( cap > left )) && cap=$left
   if (( cap < 20 )); then
@@ -85,11 +94,11 @@ part() {
 }
 
 if [[ "$backend" == "gpu" ]]; then
-  part "b (ResNet-18 throughput, float32 + bfloat16)" "$CAP_THROUGHPUT_S" 1 \
+  part "b (ResNet-18 throughput, $THROUGHPUT_DTYPES)" "$CAP_THROUGHPUT_S" 1 \
       "$OUT_DIR/gpu_resnet18.log" \
       env -u JAX_PLATFORMS "$PYTHON" -m benchmarks.run --only=train --models=preact_resnet18 \
-      --widths=64,32,16,8 --members=4 --batch-size=128 --steps=8 \
-      --strategies=vmap-scan,loop-scan --compute-dtypes=float32,bfloat16 \
+      --widths="$THROUGHPUT_WIDTHS" --members=4 --batch-size=128 --steps=8 \
+      --strategies=vmap-scan,loop-scan --compute-dtypes="$THROUGHPUT_DTYPES" \
       --out="$OUT_DIR/gpu_resnet18.json"
 
   # Its own budget leaves 60 s of the cap for the slice under way when it runs out.
@@ -120,7 +129,7 @@ if [[ "$backend" == "gpu" ]]; then
   {
     echo "command: ${sweep_cmd[*]}"
     if [[ -z "$PART_RC" ]]; then
-      echo "NOT RUN: no time left in the ${TOTAL_S} s budget"
+      echo "NOT RUN: not in PARTS=$PARTS, or no time left in the ${TOTAL_S} s budget"
     elif (( PART_RC == 124 || PART_RC == 137 )); then
       echo "wall_s: $wall (TIMED OUT: stopped after the time the other parts left; incomplete)"
     else
@@ -143,7 +152,9 @@ EOF
   cat "$report"
   rm -rf "$workdir"
   wait "$tests_pid"
-  grep -q "^gpu_check: part a (GPU tests, beside d): exit 0," "$SUMMARY" || failed=1
+  if [[ "$PARTS" == *a* ]]; then
+    grep -q "^gpu_check: part a (GPU tests, beside d): exit 0," "$SUMMARY" || failed=1
+  fi
 else
   echo "gpu_check: no GPU: skipping part a (GPU tests)" | tee -a "$SUMMARY"
   echo "gpu_check: no GPU: skipping the full-size parts b (throughput), c (projection) and d" \

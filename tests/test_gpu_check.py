@@ -64,6 +64,22 @@ def test_gpu_check_quick_throughput_has_both_dtypes(cpu_check):
   assert "## Strategy choice (bfloat16)" in markdown
 
 
+def test_gpu_check_gpu_path_with_no_parts_selected(tmp_path):
+  """The GPU branch's control flow (the background test part, the sweep report) without running
+  anything: PARTS names none of a-d, so every part is reported as not run."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", GPU_CHECK_BACKEND="gpu", PARTS="none")
+  env.pop("OUT", None)
+  proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), str(tmp_path)],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  summary = (tmp_path / "gpu_check_summary.txt").read_text().splitlines()
+  assert sorted(line.split(" (")[0] for line in summary) == [
+      f"gpu_check: part {p}" for p in "abcd"]
+  assert all(line.endswith("not run: not in PARTS=none") for line in summary), summary
+  sweep = (tmp_path / "gpu_default_sweep.txt").read_text()
+  assert "NOT RUN: not in PARTS=none" in sweep and "--config=configs/mnist1d_mlp.py" in sweep
+
+
 def test_gpu_check_quick_projection_table(cpu_check):
   _, out, _ = cpu_check
   markdown = (out / "cpu_cifar_projection_quick.md").read_text()
