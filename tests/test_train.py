@@ -10,7 +10,7 @@ import pytest
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
-from unlearn_jax.train import member_chunks, split_init
+from unlearn_jax.train import batches, member_chunks, split_init
 
 EPOCHS, BATCH = 2, 32
 
@@ -131,6 +131,38 @@ def test_one_index_stream_for_training_epochs_and_unlearning_phases():
     perms = [np.asarray(jax.random.permutation(jax.random.fold_in(k, r), pool)) for r in (0, 1)]
     np.testing.assert_array_equal(stream[m].ravel(), np.concatenate(perms)[:12])
     np.testing.assert_array_equal(train.index_batches(k, pool, 3, 4), stream[m])
+
+
+@pytest.mark.parametrize("members, pool_size, batch_size, steps, first, per_member", [
+    (3, 10, 3, 7, 0, False),      # one sort round, 3 permutations
+    (2, 2000, 128, 20, 5, False),  # two sort rounds, topped up from the next permutation
+    (4, 300, 64, 4, 2, True),     # one pool per member
+    (2, 1, 1, 3, 0, False),       # a pool of one: nothing to sort
+])
+def test_numpy_sorted_batches_are_the_device_sorted_ones(members, pool_size, batch_size, steps,
+                                                         first, per_member):
+  keys = jax.vmap(jax.random.key)(jnp.arange(members) + 7)
+  ids = np.random.default_rng(pool_size).permutation(10 * members * pool_size)
+  pool = jnp.asarray(ids[:pool_size * (members if per_member else 1)].reshape(
+      (members, pool_size) if per_member else (pool_size,)), jnp.int32)
+  assert batches._sort_on_host(keys, pool, first)   # CPU, outside a trace
+  on_host = train.member_batches(keys, pool, batch_size, steps, first)
+  on_device = batches._device_member_batches(keys, pool, batch_size, steps, first)
+  assert on_host.dtype == on_device.dtype and on_host.shape == (members, steps, batch_size)
+  np.testing.assert_array_equal(on_host, on_device)
+  # Inside a trace the sorts stay in the program; the indices are the same.
+  traced = jax.jit(train.member_batches, static_argnums=(2, 3))(keys, pool, batch_size, steps,
+                                                                 first)
+  np.testing.assert_array_equal(traced, on_device)
+
+
+def test_shuffle_order_breaks_ties_as_the_stable_device_sort():
+  # Keys from {0, 1, 2}: most are tied, and ties keep the order of the previous round.
+  sort_keys = np.random.default_rng(0).integers(0, 3, size=(4, 2, 50)).astype(np.uint32)
+  positions = jnp.broadcast_to(jnp.arange(50), (4, 50))
+  for j in range(2):
+    _, positions = jax.lax.sort_key_val(jnp.asarray(sort_keys[:, j]), positions)
+  np.testing.assert_array_equal(batches.shuffle_order(sort_keys), positions)
 
 
 def test_member_chunks_slice_and_concatenate_along_the_member_axis():

@@ -15,8 +15,11 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from unlearn_jax import compile_cache
 
@@ -31,14 +34,86 @@ def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: i
   return jnp.concatenate(perms)[:need].reshape(steps, batch_size)
 
 
-@compile_cache.exact_jit(static_argnums=(2, 3))
 def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
                    first_permutation=0) -> jax.Array:
   """`index_batches` of every member: `(S, steps, batch_size)` from (S,) typed keys and a
-  shared (P,) or per-member (S, P) pool."""
+  shared (P,) or per-member (S, P) pool.
+
+  On XLA:CPU, called outside a trace with arrays this process holds whole, the permutations'
+  sorts run in numpy (`_host_member_batches`): 2.7 ms instead of XLA:CPU's 17-20 ms for 8
+  members x 4,000 examples, 28 instead of 245 ms for 72 x 3,000. The indices are the same
+  either way (tested).
+  """
+  args = (keys, pool_idx, first_permutation)
+  if any(isinstance(a, jax.core.Tracer) for a in args):
+    return _vmapped_batches(keys, pool_idx, batch_size, steps, first_permutation)  # inline
+  if _sort_on_host(*args):
+    return _host_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
+  return _device_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
+
+
+def _vmapped_batches(keys, pool_idx, batch_size: int, steps: int, first_permutation):
   pool_axis = 0 if pool_idx.ndim == 2 else None
   return jax.vmap(lambda k, pool: index_batches(k, pool, batch_size, steps, first_permutation),
                   in_axes=(0, pool_axis))(keys, pool_idx)
+
+
+_device_member_batches = compile_cache.exact_jit(_vmapped_batches, static_argnums=(2, 3))
+
+
+def _sort_on_host(*args) -> bool:
+  """XLA:CPU, and every array whole in this process (a multi-process run sorts on devices)."""
+  return jax.default_backend() == "cpu" and all(
+      getattr(a, "is_fully_addressable", True) for a in args)
+
+
+def _shuffle_rounds(size: int) -> int:
+  """Sorts per permutation in `jax.random.permutation`: each sorts by fresh 32-bit keys."""
+  return int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
+
+
+# Random bits are integers, the same at every optimisation level. XLA:CPU compiles this program
+# as fast at level 1 as at level 0 (0.31 s) and runs it 4x faster (8 members x 2 x 4,000 bits:
+# 0.77 ms, 3.3 ms at level 0). It runs on the CPU path only.
+@functools.partial(jax.jit, static_argnums=(1, 2, 3),
+                   compiler_options={"xla_backend_optimization_level": 1})
+def _sort_keys(keys, reps: int, rounds: int, size: int, first_permutation):
+  """(S, reps, rounds, size) uint32: the sort keys `jax.random.permutation` draws for each
+  member's permutations `fold_in(key, first_permutation + r)`, r < reps."""
+  def member(key):
+    drawn = []
+    for r in range(reps):
+      k = jax.random.fold_in(key, first_permutation + r)
+      for _ in range(rounds):
+        k, sub = jax.random.split(k)
+        drawn.append(jax.random.bits(sub, (size,), jnp.uint32))
+    return jnp.stack(drawn).reshape(reps, rounds, size)
+  return jax.vmap(member)(keys)
+
+
+def shuffle_order(sort_keys: np.ndarray) -> np.ndarray:
+  """(..., P) positions from (..., rounds, P) uint32 sort keys: what successive stable sorts of
+  the positions by each round's keys (`lax.sort_key_val`) give. A stable sort orders equal keys
+  by position, so each round sorts the unique 64-bit values (key << 32 | position)."""
+  position = np.arange(sort_keys.shape[-1], dtype=np.uint64)
+  order = np.broadcast_to(np.arange(sort_keys.shape[-1]), sort_keys.shape[:-2] + position.shape)
+  for j in range(sort_keys.shape[-2]):
+    ranked = np.sort((sort_keys[..., j, :].astype(np.uint64) << np.uint64(32)) | position, -1)
+    order = np.take_along_axis(order, (ranked & np.uint64(0xFFFFFFFF)).astype(np.intp), -1)
+  return order
+
+
+def _host_member_batches(keys, pool_idx, batch_size: int, steps: int, first_permutation):
+  """`_device_member_batches` with the permutations' sorts in numpy (`shuffle_order`)."""
+  pool = np.asarray(pool_idx)
+  size, need = pool.shape[-1], steps * batch_size
+  reps, rounds = -(-need // size), _shuffle_rounds(size)
+  if rounds:
+    order = shuffle_order(np.asarray(_sort_keys(keys, reps, rounds, size, first_permutation)))
+  else:   # a pool of one example has nothing to shuffle
+    order = np.zeros((keys.shape[0], reps, size), np.intp)
+  values = pool[order] if pool.ndim == 1 else np.take_along_axis(pool[:, None, :], order, -1)
+  return jnp.asarray(values.reshape(len(values), -1)[:, :need].reshape(-1, steps, batch_size))
 
 
 @compile_cache.exact_jit
