@@ -17,7 +17,7 @@ from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
 from unlearn_jax.methods.phase_step import optimizer_init, phase_driver
-from unlearn_jax.train.batches import fold_in_members, member_batches
+from unlearn_jax.train.batches import fold_in_members, start_member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
@@ -72,26 +72,41 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   state = TrainState(jnp.asarray(np.zeros(num, np.int32)), original.params, original.batch_stats,
                      opt_state)
 
+  def gate(phase, epoch):
+    """Per-member bool: whether a gated phase (SCRUB's max pass) steps this epoch; None: all."""
+    if phase.while_epoch_below is None:
+      return None
+    return np.asarray(epoch < hp[phase.while_epoch_below])
+
+  def start_batches(epoch, i, phase, steps):
+    """A phase run's keys and its groups' batches, started (train.batches)."""
+    pkeys = _phase_keys(keys, i, epoch)
+    return pkeys, {g: start_member_batches(fold_in_members(pkeys, stream), sizes[g][0],
+                                           sizes[g][1], steps)
+                   for stream, g in enumerate(terms_lib.term_groups(phase.terms))}
+
+  # Phase runs in order; a gated phase whose gate is off for every member is skipped.
+  runs = [(epoch, i, phase, steps) for epoch in range(epochs)
+          for i, (phase, steps) in enumerate(zip(method.phases, phase_steps))
+          if gate(phase, epoch) is None or gate(phase, epoch).any()]
   metrics = {}
   num_classes = int(model.num_classes)
-  for epoch in range(epochs):
-    for i, (phase, steps) in enumerate(zip(method.phases, phase_steps)):
-      inputs, on = {}, None
-      if phase.while_epoch_below is not None:
-        on = np.asarray(epoch < hp[phase.while_epoch_below])
-        if not on.any():
-          continue
-        inputs["on"] = jnp.broadcast_to(jnp.asarray(on)[:, None], (num, steps))
-      pkeys = _phase_keys(keys, i, epoch)
-      for stream, g in enumerate(terms_lib.term_groups(phase.terms)):
-        idx, bs = sizes[g]
-        inputs[g] = member_batches(fold_in_members(pkeys, stream), idx, bs, steps)
-      driver = phase_driver(model, method, phase, num_classes, augment, strategy)
-      (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
-      for term, values in step_metrics.items():
-        name, mean = f"{phase.name}/{term}", values.mean(axis=1)
-        if on is not None:
-          # A member whose gate is off computed the losses but took no step: keep its value.
-          mean = jnp.where(on, mean, metrics.get(name, jnp.full_like(mean, jnp.nan)))
-        metrics[name] = mean
+  upcoming = start_batches(*runs[0]) if runs else None
+  for k, (epoch, i, phase, steps) in enumerate(runs):
+    pkeys, started = upcoming
+    # The next run's batches are started before this run's steps are dispatched: their sorts
+    # then run while the steps do (train.batches.start_member_batches).
+    upcoming = start_batches(*runs[k + 1]) if k + 1 < len(runs) else None
+    inputs = {g: finish() for g, finish in started.items()}
+    on = gate(phase, epoch)
+    if on is not None:
+      inputs["on"] = jnp.broadcast_to(jnp.asarray(on)[:, None], (num, steps))
+    driver = phase_driver(model, method, phase, num_classes, augment, strategy)
+    (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
+    for term, values in step_metrics.items():
+      name, mean = f"{phase.name}/{term}", values.mean(axis=1)
+      if on is not None:
+        # A member whose gate is off computed the losses but took no step: keep its value.
+        mean = jnp.where(on, mean, metrics.get(name, jnp.full_like(mean, jnp.nan)))
+      metrics[name] = mean
   return state, metrics
