@@ -88,7 +88,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   # Phase runs in order; a gated phase whose gate is off for every member is skipped.
   runs = [(epoch, i, phase, steps) for epoch in range(epochs)
           for i, (phase, steps) in enumerate(zip(method.phases, phase_steps))
-          if gate(phase, epoch) is None or gate(phase, epoch).any()]
+          if (on := gate(phase, epoch)) is None or on.any()]
   metrics = {}
   num_classes = int(model.num_classes)
   upcoming = start_batches(*runs[0]) if runs else None
