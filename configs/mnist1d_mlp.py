@@ -5,7 +5,8 @@ on 2 cores from a fresh clone and workdir with an empty compilation cache: 13 mi
 of it the shadow-model attack's 128 shadow trainings per width); without the attack
 (`:shadows=0`) about 4 minutes (the mislabeled variant took 3 min 58 s with stages side by side
 and numpy-sorted batches, 7 min 4 s one at a time before either; 10 seeds, 5 widths, 9 methods
-over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of seeds; `:shadows=M` the shadow models per width (0: off); `:all_widths` runs 7 widths (4..256;
+over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of seeds;
+`:shadows=M` the shadow models per width (0: off); `:all_widths` runs 7 widths (4..256;
 about 12.5 minutes at 10 seeds without the attack, before stages ran side by side).
 
 The offline default: MLPs of widths from clearly under- to clearly overparameterized on MNIST-1D.
