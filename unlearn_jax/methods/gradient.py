@@ -85,20 +85,20 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
                                            sizes[g][1], steps)
                    for stream, g in enumerate(terms_lib.term_groups(phase.terms))}
 
-  # Phase runs in order; a gated phase whose gate is off for every member is skipped.
-  runs = [(epoch, i, phase, steps) for epoch in range(epochs)
+  # Phase runs in order, with their gates; a gated phase whose gate is off for every member is
+  # skipped.
+  runs = [(epoch, i, phase, steps, on) for epoch in range(epochs)
           for i, (phase, steps) in enumerate(zip(method.phases, phase_steps))
-          if (on := gate(phase, epoch)) is None or on.any()]
+          for on in [gate(phase, epoch)] if on is None or on.any()]
   metrics = {}
   num_classes = int(model.num_classes)
-  upcoming = start_batches(*runs[0]) if runs else None
-  for k, (epoch, i, phase, steps) in enumerate(runs):
+  upcoming = start_batches(*runs[0][:4]) if runs else None
+  for k, (epoch, i, phase, steps, on) in enumerate(runs):
     pkeys, started = upcoming
     # The next run's batches are started before this run's steps are dispatched: their sorts
     # then run while the steps do (train.batches.start_member_batches).
-    upcoming = start_batches(*runs[k + 1]) if k + 1 < len(runs) else None
+    upcoming = start_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
     inputs = {g: finish() for g, finish in started.items()}
-    on = gate(phase, epoch)
     if on is not None:
       inputs["on"] = jnp.broadcast_to(jnp.asarray(on)[:, None], (num, steps))
     driver = phase_driver(model, method, phase, num_classes, augment, strategy)

@@ -15,8 +15,7 @@ import numpy as np
 
 from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.batches import (check_pool, epoch_batches, fold_in_members,
-                                       start_epoch_batches)
+from unlearn_jax.train.batches import check_pool, fold_in_members, start_epoch_batches
 from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
@@ -69,15 +68,15 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
-  batches = epoch_batches(keys, pool_idx, batch_size, start_epoch) if start_epoch < epochs else None
+  start = lambda epoch: (start_epoch_batches(keys, pool_idx, batch_size, epoch)
+                         if epoch < epochs else None)
+  upcoming = start(start_epoch)
   for epoch in range(start_epoch, epochs):
+    batches = upcoming()
     # The next epoch's batches are started before this epoch's steps are dispatched, and
-    # finished after: their sorts run alongside the steps (batches.start_member_batches).
-    upcoming = (start_epoch_batches(keys, pool_idx, batch_size, epoch + 1)
-                if epoch + 1 < epochs else None)
+    # finished after them: their sorts run alongside the steps (batches.start_member_batches).
+    upcoming = start(epoch + 1)
     state, step_metrics = driver(state, data, batches, fold_in_members(keys, epoch))
-    if upcoming is not None:
-      batches = upcoming()
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
