@@ -26,7 +26,8 @@
 #      float32 matmul precision, not TF32.
 #   d. (the time left) the README's offline default sweep end to end,
 #      `python -m experiments.width_sweep --config=configs/mnist1d_mlp.py` (SWEEP_CONFIG=
-#      `configs/mnist1d_mlp.py:all_widths,seeds=3,shadows=0` for the older 7 x 3 setting) in a fresh workdir
+#      `configs/mnist1d_mlp.py:all_widths,seeds=3,shadows=0` for the older 7 x 3 setting; SWEEP_ARGS
+#      for more flags, e.g. `--config.stage_workers=4`) in a fresh workdir
 #      with the persistent compilation cache off (a cold run) -> gpu_default_sweep.txt (wall
 #      time, exit status or "TIMED OUT", run_info.json's stage_seconds), gpu_default_sweep.log,
 #      and the workdir's run_info.json and report.md. A timeout here is reported, not a failure:
@@ -111,15 +112,17 @@ if [[ "$backend" == "gpu" ]]; then
   # The tests run beside the sweep: both mostly compile on the host's cores, the tests' kernels
   # are tiny, and run one after the other the sweep would get little of the 10 minutes. The tests
   # allocate GPU memory as they need it, so the sweep's preallocation leaves them enough.
+  # A failing test's name and message go to the summary too (the log may not come back whole).
   ( part "a (GPU tests, beside d)" "$CAP_TESTS_S" 1 "$OUT_DIR/gpu_tests.log" \
       env JAX_PLATFORMS=cuda UNLEARN_JAX_TEST_PLATFORM=cuda JAX_DEFAULT_MATMUL_PRECISION=highest \
       XLA_PYTHON_CLIENT_PREALLOCATE=false \
-      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -q > /dev/null ) &
+      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -q -rfE --tb=line > /dev/null
+    grep -E "^(FAILED|ERROR) " "$OUT_DIR/gpu_tests.log" >> "$SUMMARY" 2>/dev/null ) &
   tests_pid=$!
 
   workdir="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_sweep.XXXXXX")"
   sweep_cmd=("$PYTHON" -m experiments.width_sweep --config="${SWEEP_CONFIG:-configs/mnist1d_mlp.py}"
-             --workdir="$workdir" --config.compilation_cache_dir=)
+             --workdir="$workdir" --config.compilation_cache_dir= ${SWEEP_ARGS:-})
   report="$OUT_DIR/gpu_default_sweep.txt"
   PART_RC=""
   t0="$(date +%s.%N)"

@@ -67,7 +67,8 @@ def test_gpu_check_quick_throughput_has_both_dtypes(cpu_check):
 def test_gpu_check_gpu_path_with_no_parts_selected(tmp_path):
   """The GPU branch's control flow (the background test part, the sweep report) without running
   anything: PARTS names none of a-d, so every part is reported as not run."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", GPU_CHECK_BACKEND="gpu", PARTS="none")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", GPU_CHECK_BACKEND="gpu", PARTS="none",
+             SWEEP_ARGS="--config.stage_workers=4 --config.seeds=2")
   env.pop("OUT", None)
   proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), str(tmp_path)],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -77,7 +78,10 @@ def test_gpu_check_gpu_path_with_no_parts_selected(tmp_path):
       f"gpu_check: part {p}" for p in "abcd"]
   assert all(line.endswith("not run: not in PARTS=none") for line in summary), summary
   sweep = (tmp_path / "gpu_default_sweep.txt").read_text()
-  assert "NOT RUN: not in PARTS=none" in sweep and "--config=configs/mnist1d_mlp.py" in sweep
+  assert "NOT RUN: not in PARTS=none" in sweep
+  assert sweep.splitlines()[0].endswith(
+      "--config=configs/mnist1d_mlp.py --workdir=" + sweep.split("--workdir=")[1].split()[0]
+      + " --config.compilation_cache_dir= --config.stage_workers=4 --config.seeds=2"), sweep
 
 
 def test_gpu_check_quick_projection_table(cpu_check):

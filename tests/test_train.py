@@ -10,7 +10,7 @@ import pytest
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import models, train
-from unlearn_jax.train import batches, member_chunks, split_init
+from unlearn_jax.train import batches, host_threefry, member_chunks, split_init
 
 EPOCHS, BATCH = 2, 32
 
@@ -260,17 +260,23 @@ def _assert_trees_identical(expected, actual):
     np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("model_name,widths,kwargs,optimizer,split", [
-    ("mlp", (4, 16), {"depth": 2}, "sgd", True),
-    ("mlp", (4, 16), {"depth": 2}, "sgd", False),
-    ("cnn", (2, 4), {}, "adam", True),
-], ids=["mlp-split-compile", "mlp-one-program", "cnn-split-compile"])
-def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, model_name, widths,
-                                                     kwargs, optimizer):
+@pytest.mark.parametrize("model_name,widths,kwargs,optimizer,split,host_draw", [
+    ("mlp", (4, 16), {"depth": 2}, "sgd", True, True),
+    ("mlp", (4, 16), {"depth": 2}, "sgd", True, False),
+    ("mlp", (4, 16), {"depth": 2}, "sgd", False, False),
+    ("cnn", (2, 4), {}, "adam", True, True),
+], ids=["mlp-split-host-draw", "mlp-split-compile", "mlp-one-program", "cnn-split-host-draw"])
+def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, host_draw, model_name,
+                                                     widths, kwargs, optimizer):
   # Committed results start from these initial weights, so the vmapped initialiser must give
-  # exactly the bits of initialising each member alone. Both compile paths: split (draw the
-  # random bits in a quickly compiled program, XLA:CPU) and one program (other backends).
+  # exactly the bits of initialising each member alone. Every path: split with the random bits
+  # drawn in numpy or in a quickly compiled program (XLA:CPU), and one program (other backends).
   monkeypatch.setattr(split_init, "split_compile", lambda: split)
+  monkeypatch.setattr(split_init, "HOST_DRAW_MAX", split_init.HOST_DRAW_MAX if host_draw else 0)
+  host_draws = []
+  real_host_draw = split_init._host_draw
+  monkeypatch.setattr(split_init, "_host_draw",
+                      lambda *a: host_draws.append(1) or real_host_draw(*a))
   x = jnp.zeros((2, 40))   # MNIST-1D signals
   factory = train.make_optimizer(optimizer, "cosine", 10)
   grid = train.member_grid([0, 1, 7], list(widths), [0.1, 0.05], [5e-4])
@@ -287,6 +293,49 @@ def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, model_n
   if split:   # the fast path was taken, not the one-program fallback
     init = train.members._seeded_init(model_name, widths[0], 4, tuple(kwargs.items()))
     assert split_init.splittable(jax.make_jaxpr(init)(0, x).jaxpr)
+  assert bool(host_draws) == host_draw
+
+
+def test_host_threefry_is_bitwise_jax_random():
+  # The numpy hash behind the host draw against JAX itself: seeds (negative ones wrap as
+  # jax.random.key does), fold_in (the data's full 32-bit range), bits and split of several
+  # shapes (empty, odd, 3-d), and one key per member at once.
+  for s in (0, 7, -1, -12345, 2**31 - 1):
+    key, data = jax.random.key(s), host_threefry.seed(np.int32(s))
+    np.testing.assert_array_equal(jax.random.key_data(key), data)
+    for d in (0, 1, 2998342421, 2**32 - 1):
+      np.testing.assert_array_equal(jax.random.key_data(jax.random.fold_in(key, d)),
+                                    host_threefry.fold_in(data, np.uint32(d)))
+    for shape in ((), (5,), (40, 64), (3, 4, 5)):
+      np.testing.assert_array_equal(jax.random.bits(key, shape, jnp.uint32),
+                                    host_threefry.random_bits(data, shape))
+    for shape in ((2,), (3, 5)):
+      np.testing.assert_array_equal(jax.random.key_data(jax.random.split(key, shape)),
+                                    host_threefry.split(data, shape))
+  seeds = np.arange(-3, 13, dtype=np.int32)
+  np.testing.assert_array_equal(
+      jax.vmap(lambda s: jax.random.bits(jax.random.key(s), (64, 10), jnp.uint32))(seeds),
+      host_threefry.random_bits(host_threefry.seed(seeds), (64, 10)))
+
+
+def test_host_draw_refuses_what_it_cannot_compute():
+  # A key made from the sample input (not the seed and constants) cannot be drawn on the host:
+  # the size check says so up front (the init then draws on the device), and the draw itself
+  # raises rather than guess. Made from the seed and constants only, it can.
+  def init(seed, x, from_x=True):
+    data = x.astype(jnp.uint32)[0] if from_x else 5
+    key = jax.random.fold_in(jax.random.key(seed), data)
+    return jax.random.normal(key, (3,)) + x[1]
+  x = jnp.zeros((2,), jnp.int32)
+  assert split_init._host_drawable_size(
+      jax.make_jaxpr(functools.partial(init, from_x=False))(0, x).jaxpr) == 3
+  closed = jax.make_jaxpr(init)(0, x)
+  assert split_init._host_drawable_size(closed.jaxpr) is None
+  with pytest.raises(ValueError, match="random_fold_in needs a value computed outside"):
+    split_init._host_draw(closed.jaxpr, closed.consts, np.zeros(2, np.int32))
+  other_prng = jax.make_jaxpr(
+      lambda s, x: jax.random.normal(jax.random.key(s, impl="rbg"), (3,)))(0, jnp.zeros(2))
+  assert split_init._host_drawable_size(other_prng.jaxpr) is None
 
 
 def test_init_members_rejects_an_empty_bucket():

@@ -85,8 +85,8 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   Returns the widest module (used to apply every member), the member-stacked TrainState, and the
   member-stacked active mask (1 on each member's own parameters). Member i's variables are those
   of `init_variables(model_name, members[i].width, ..., members[i].seed, ...)` zero-padded,
-  bit for bit; they come from one compiled program per bucket that vmaps each width's init over
-  its members (see `_bucket_initializer`).
+  bit for bit; they and the optimizer states come from one compiled program per bucket and
+  optimizer that vmaps each width's init over its members (see `_bucket_initializer`).
   """
   members = list(members)
   if not members:
@@ -94,27 +94,29 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   widths = tuple(sorted({m.width for m in members}))
   model_kwargs_key = tuple(sorted(model_kwargs.items()))
   x_spec = jax.ShapeDtypeStruct(np.shape(sample_x), jnp.result_type(sample_x))
-  initialize = _bucket_initializer(model_name, widths, num_classes, model_kwargs_key, x_spec)
+  initialize = _bucket_initializer(model_name, widths, num_classes, model_kwargs_key, x_spec,
+                                   tx_factory)
   groups = [[i for i, m in enumerate(members) if m.width == w] for w in widths]
   seeds = tuple(_seed_array([members[i].seed for i in g]) for g in groups)
   concatenated = [i for g in groups for i in g]
   # order[j]: where member j sits in the width-grouped concatenation (None: already in order).
   order = (None if concatenated == list(range(len(members))) else
            np.argsort(np.asarray(concatenated)).astype(np.int32))
-  variables, masks = initialize(seeds, sample_x, order)
   hyperparams = np.asarray([(m.learning_rate, m.weight_decay) for m in members], np.float32)
-  state = _opt_initializer(tx_factory)(variables, hyperparams)
+  state, masks = initialize(seeds, sample_x, order, hyperparams)
   model = models.get(model_name, width=widths[-1], num_classes=num_classes, **model_kwargs)
   return model, state, masks
 
 
 def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_kwargs: tuple,
-                        x_spec: jax.ShapeDtypeStruct):
-  """`fn(seeds_by_width, sample_x, order) -> (variables, masks)`, member-stacked and padded.
+                        x_spec: jax.ShapeDtypeStruct, tx_factory):
+  """`fn(seeds_by_width, sample_x, order, hyperparams) -> (TrainState, masks)`, member-stacked
+  and padded; hyperparams: (S, 2) float32 learning rates and weight decays.
 
   Each width's members are initialised by vmapping that width's init over their seeds, padded
-  to the widest shapes with their masks, concatenated and gathered back into member order, all
-  in compiled code. One per bucket, cached; jit retraces for other group sizes.
+  to the widest shapes with their masks, concatenated and gathered back into member order, and
+  given their optimizer states, all in compiled code. One per bucket and optimizer factory,
+  cached; jit retraces for other group sizes.
   """
   def build():
     bucket_width = widths[-1]
@@ -128,8 +130,9 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
                          "separate buckets (train.width_buckets with `structure` splits them).")
     inits = [_seeded_init(model_name, w, num_classes, model_kwargs) for w in widths]
 
-    def finish(narrow_groups, order):
-      """Pads each width's member-stacked variables, builds masks, restores member order."""
+    def finish(narrow_groups, order, hyperparams):
+      """Pads each width's member-stacked variables, builds masks, restores member order, adds
+      the optimizer states."""
       variables, masks = [], []
       for narrow in narrow_groups:
         n = jax.tree.leaves(narrow)[0].shape[0]
@@ -140,7 +143,8 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
             narrow.params, wide_shapes.params))
       join = lambda *xs: (jnp.concatenate(xs) if order is None else
                           jnp.take(jnp.concatenate(xs), order, axis=0))
-      return jax.tree.map(join, *variables), jax.tree.map(join, *masks)
+      return (jax.vmap(_opt_init(tx_factory))(jax.tree.map(join, *variables), hyperparams),
+              jax.tree.map(join, *masks))
 
     if split:
       jaxprs = [jax.make_jaxpr(init, return_shape=True)(
@@ -148,14 +152,14 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
       if all(split_init.splittable(closed.jaxpr) for closed, _ in jaxprs):
         return split_init.split_initializer(jaxprs, finish)
 
-    def initialize(seeds_by_width, sample_x, order):
+    def initialize(seeds_by_width, sample_x, order, hyperparams):
       return finish([jax.vmap(init, in_axes=(0, None))(seeds, sample_x)
-                     for init, seeds in zip(inits, seeds_by_width)], order)
+                     for init, seeds in zip(inits, seeds_by_width)], order, hyperparams)
     return jax.jit(initialize)
 
   split = split_init.split_compile()
   return compile_cache.cached(("init_members", model_name, widths, num_classes, model_kwargs,
-                               x_spec, split), build)
+                               x_spec, tx_factory, split), build)
 
 
 def _seed_array(seeds: Sequence[int]) -> np.ndarray:
@@ -164,16 +168,14 @@ def _seed_array(seeds: Sequence[int]) -> np.ndarray:
   return np.asarray(seeds, np.int64).astype(jax.dtypes.canonicalize_dtype(np.int64))
 
 
-def _opt_initializer(tx_factory):
-  """`fn(variables, hyperparams) -> TrainState` at step 0 for member-stacked padded variables;
-  hyperparams: (S, 2) float32 learning rates and weight decays. Compiled once per factory
-  (eager, every optimizer leaf dispatched and compiled its own small program: ~0.5 s)."""
+def _opt_init(tx_factory):
+  """`fn(variables, hyperparams) -> TrainState` at step 0 of one member; hyperparams: its
+  learning rate and weight decay."""
   def init_one(variables, hyperparams):
     tx = tx_factory(learning_rate=hyperparams[0], weight_decay=hyperparams[1])
     return TrainState(jnp.zeros((), jnp.int32), variables.params, variables.batch_stats,
                       tx.init(variables.params))
-  return compile_cache.cached(("init_members_opt", tx_factory),
-                              lambda: jax.jit(jax.vmap(init_one)))
+  return init_one
 
 
 def _seeded_init(model_name: str, width: float, num_classes: int, model_kwargs: tuple):
