@@ -3,7 +3,7 @@ r"""python -m experiments.width_sweep --config=configs/cifar10_resnet18.py --wor
 Hardware: one GPU (H100 class) or TPU; needs CIFAR-10 prepared offline (BUILD.md). Expected run
 time on one H100, projected from timed slices on synthetic CIFAR-shaped data
 (benchmarks/results/h100_gpu_check.md): training the originals and retrained references of 3
-seeds x 5 widths for 100 epochs about 0.65 h; the unlearning grids about 3.3 h (mostly estimated
+seeds x 5 widths for 100 epochs about 0.56 h; the unlearning grids about 2.8 h (mostly estimated
 from SCRUB's measured cost); evaluation not included. Not yet run end to end.
 `:smoke` shrinks it to tiny widths on synthetic 8x8 images (runs on a CPU). Activations are
 bfloat16 (mixed precision: float32 parameters, optimizer state, BatchNorm statistics and loss;
