@@ -139,8 +139,18 @@ def test_one_index_stream_for_training_epochs_and_unlearning_phases():
     (4, 300, 64, 4, 2, True),     # one pool per member
     (2, 1, 1, 3, 0, False),       # a pool of one: nothing to sort
 ])
-def test_numpy_sorted_batches_are_the_device_sorted_ones(members, pool_size, batch_size, steps,
-                                                         first, per_member):
+@pytest.mark.parametrize("keys_drawn_in", ["numpy", "a compiled program"])
+def test_numpy_sorted_batches_are_the_device_sorted_ones(monkeypatch, members, pool_size,
+                                                         batch_size, steps, first, per_member,
+                                                         keys_drawn_in):
+  # The sort keys are drawn in numpy until a shape's budget is spent, then compiled.
+  monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
+  monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S",
+                      1e9 if keys_drawn_in == "numpy" else 0.0)
+  compiled_draws = []
+  real_sort_keys = batches._sort_keys
+  monkeypatch.setattr(batches, "_sort_keys",
+                      lambda *a: compiled_draws.append(1) or real_sort_keys(*a))
   keys = jax.vmap(jax.random.key)(jnp.arange(members) + 7)
   ids = np.random.default_rng(pool_size).permutation(10 * members * pool_size)
   pool = jnp.asarray(ids[:pool_size * (members if per_member else 1)].reshape(
@@ -150,10 +160,36 @@ def test_numpy_sorted_batches_are_the_device_sorted_ones(members, pool_size, bat
   on_device = batches._device_member_batches(keys, pool, batch_size, steps, first)
   assert on_host.dtype == on_device.dtype and on_host.shape == (members, steps, batch_size)
   np.testing.assert_array_equal(on_host, on_device)
+  sorted_at_all = pool_size > 1
+  assert bool(compiled_draws) == (sorted_at_all and keys_drawn_in != "numpy")
   # Inside a trace the sorts stay in the program; the indices are the same.
   traced = jax.jit(train.member_batches, static_argnums=(2, 3))(keys, pool, batch_size, steps,
                                                                  first)
   np.testing.assert_array_equal(traced, on_device)
+
+
+def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(monkeypatch):
+  monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
+  monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S", 1e-9)   # spent by any draw
+  compiled_draws = []
+  real_sort_keys = batches._sort_keys
+  monkeypatch.setattr(batches, "_sort_keys",
+                      lambda *a: compiled_draws.append(1) or real_sort_keys(*a))
+  keys = jax.vmap(jax.random.key)(jnp.arange(8))
+  pool = jnp.arange(3000, dtype=jnp.int32)   # two sort rounds
+  epochs = [train.epoch_batches(keys, pool, 100, e) for e in range(3)]
+  assert len(compiled_draws) == 2   # the first epoch's keys came from numpy, then compiled
+  for e, got in enumerate(epochs):
+    np.testing.assert_array_equal(got, batches._device_member_batches(keys, pool, 100, 30, e))
+
+
+def test_host_sort_keys_are_bitwise_the_compiled_ones():
+  keys = jax.vmap(jax.random.key)(jnp.arange(-2, 4))
+  for reps, rounds, size, first in [(1, 2, 3000, 0), (3, 1, 50, 2**31 + 3), (2, 1, 1, 7)]:
+    np.testing.assert_array_equal(
+        batches.host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
+                               np.asarray(first, np.uint32)),
+        batches._sort_keys(keys, reps, rounds, size, jnp.uint32(first)))
 
 
 def test_shuffle_order_breaks_ties_as_the_stable_device_sort():

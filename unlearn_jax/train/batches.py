@@ -16,6 +16,7 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 from __future__ import annotations
 
 import functools
+import time
 from typing import Callable
 
 import jax
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unlearn_jax import compile_cache
+from unlearn_jax.train import host_threefry
 
 
 def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
@@ -115,15 +117,48 @@ def shuffle_order(sort_keys: np.ndarray) -> np.ndarray:
   return order
 
 
+def host_sort_keys(key_data: np.ndarray, reps: int, rounds: int, size: int,
+                   first_permutation) -> np.ndarray:
+  """`_sort_keys` in numpy from the keys' data ((S, 2) uint32), bit for bit."""
+  drawn = np.empty((key_data.shape[0], reps, rounds, size), np.uint32)
+  for r in range(reps):
+    k = host_threefry.fold_in(key_data, np.asarray(first_permutation + r).astype(np.uint32))
+    for j in range(rounds):
+      k, sub = np.moveaxis(host_threefry.split(k, (2,)), -2, 0)   # jax.random.split(k)
+      drawn[:, r, j] = host_threefry.random_bits(sub, (size,))
+  return drawn
+
+
+# Seconds of numpy sort-key draws per program shape, after which that shape's draws are compiled
+# instead. numpy hashes 2.5-6x slower than the compiled program runs (72 members x 3,000 keys:
+# 9.5 ms against 4.0 ms), but that program costs 0.5-1 s to compile per shape, and a sweep's
+# unlearning phases draw each shape about ten times: so numpy draws a shape until it has spent
+# about what compiling would cost, then the compiled program takes over (at most twice the
+# better of the two, whichever it is). Both give the same bits.
+HOST_SORT_KEYS_BUDGET_S = 0.4
+_host_sort_key_seconds: dict = {}
+
+
 def _start_host_member_batches(keys, pool_idx, batch_size: int, steps: int, first_permutation):
-  """`_device_member_batches` with the permutations' sorts in numpy (`shuffle_order`)."""
+  """`_device_member_batches` with the permutations' sorts in numpy (`shuffle_order`), and
+  their sort keys drawn in numpy too while that is cheaper than compiling their draw."""
   pool = np.asarray(pool_idx)
   size, need = pool.shape[-1], steps * batch_size
   reps, rounds = -(-need // size), _shuffle_rounds(size)
+  shape = (keys.shape[0], reps, rounds, size)
   # A pool of one example has nothing to shuffle.
-  sort_keys = _sort_keys(keys, reps, rounds, size, first_permutation) if rounds else None
+  on_host = rounds and _host_sort_key_seconds.get(shape, 0.0) < HOST_SORT_KEYS_BUDGET_S
+  sort_keys = (_sort_keys(keys, reps, rounds, size, first_permutation)
+               if rounds and not on_host else None)
 
   def finish():
+    nonlocal sort_keys
+    if on_host:   # here, so that it runs while the steps dispatched after the start do
+      start = time.perf_counter()
+      sort_keys = host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
+                                 np.asarray(first_permutation))
+      _host_sort_key_seconds[shape] = (_host_sort_key_seconds.get(shape, 0.0)
+                                       + time.perf_counter() - start)
     order = (shuffle_order(np.asarray(sort_keys)) if rounds else
              np.zeros((keys.shape[0], reps, size), np.intp))
     values = pool[order] if pool.ndim == 1 else np.take_along_axis(pool[:, None, :], order, -1)
