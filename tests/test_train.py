@@ -183,6 +183,42 @@ def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(m
     np.testing.assert_array_equal(got, batches._device_member_batches(keys, pool, 100, 30, e))
 
 
+def test_take_members_copies_on_the_host_what_a_copy_keeps_and_compiles_the_rest():
+  # Floats and integers on one CPU device are copied in numpy; a tree with typed keys, or with a
+  # weak-typed leaf whose type a numpy copy would make strong, takes the compiled gather. Either
+  # way the result is the gather's, dtypes and weak types included.
+  idx = [3, 3, 0, 2]
+  plain = {"w": jnp.arange(12.0).reshape(4, 3), "step": jnp.arange(4, dtype=jnp.int32)}
+  keyed = dict(plain, keys=jax.vmap(jax.random.key)(jnp.arange(4)))
+  weak = dict(plain, lr=jnp.full((4,), 0.1) * 2.0)   # a Python float scaled: weak float32
+  assert weak["lr"].weak_type
+  for tree, on_host in ((plain, True), (keyed, False), (weak, False)):
+    assert all(map(train.members._host_copyable, jax.tree.leaves(tree))) == on_host
+    got = train.take_members(tree, idx)
+    want = train.members._take(tree, np.asarray(idx, np.int32))
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+      assert a.dtype == b.dtype and getattr(a, "weak_type", None) == getattr(b, "weak_type", None)
+      if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        a, b = jax.random.key_data(a), jax.random.key_data(b)
+      np.testing.assert_array_equal(a, b)
+
+
+def test_key_derivations_hashed_on_the_host_are_bitwise_the_compiled_ones():
+  from unlearn_jax.methods import importance
+  keys = jax.vmap(jax.random.key)(jnp.arange(-2, 5))
+  assert batches.keys_on_host(keys, 3)
+  for data in (0, 3, 2**31 - 1, -5, np.int32(7)):
+    np.testing.assert_array_equal(jax.random.key_data(batches.fold_in_members(keys, data)),
+                                  jax.random.key_data(batches._fold_in_members(keys, data)))
+  # Inside a trace, with another PRNG, or on several devices the derivation is compiled.
+  assert not batches.keys_on_host(jax.vmap(lambda s: jax.random.key(s, impl="rbg"))(
+      jnp.arange(3)))
+  jax.jit(lambda k: batches.keys_on_host(k) and pytest.fail("traced keys on the host"))(keys)
+  for num in (1, 9):
+    np.testing.assert_array_equal(jax.random.key_data(importance._unused_keys(num)),
+                                  jax.random.key_data(importance._compiled_unused_keys(num)))
+
+
 def test_host_sort_keys_are_bitwise_the_compiled_ones():
   keys = jax.vmap(jax.random.key)(jnp.arange(-2, 4))
   for reps, rounds, size, first in [(1, 2, 3000, 0), (3, 1, 50, 2**31 + 3), (2, 1, 1, 7)]:

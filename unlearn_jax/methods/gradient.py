@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unlearn_jax import compile_cache
 from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
@@ -21,10 +19,8 @@ from unlearn_jax.train.batches import fold_in_members, start_member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
-@compile_cache.exact_jit
-def _phase_keys(keys, phase_index, epoch):
-  return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1 + phase_index), epoch))(
-      keys)
+def _phase_keys(keys, phase_index: int, epoch: int):
+  return fold_in_members(fold_in_members(keys, 1 + phase_index), epoch)
 
 
 def run_gradient_method(method: Method, model, original: Variables, data, retain_idx,

@@ -44,8 +44,9 @@ def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps:
 
   On XLA:CPU, called outside a trace with arrays this process holds whole, the permutations'
   sorts run in numpy (`shuffle_order`): 2.7 ms instead of XLA:CPU's 17-20 ms for 8
-  members x 4,000 examples, 28 instead of 245 ms for 72 x 3,000. The indices are the same
-  either way (tested).
+  members x 4,000 examples, 28 instead of 245 ms for 72 x 3,000; and their random sort keys
+  are hashed in numpy while that costs less than compiling their draw would
+  (`HOST_SORT_KEYS_BUDGET_S`). The indices are the same either way (tested).
   """
   return start_member_batches(keys, pool_idx, batch_size, steps, first_permutation)()
 
@@ -167,10 +168,30 @@ def _start_host_member_batches(keys, pool_idx, batch_size: int, steps: int, firs
   return finish
 
 
-@compile_cache.exact_jit
 def fold_in_members(keys: jax.Array, data) -> jax.Array:
-  """(S,) keys: every member's key folded with the same `data` (an epoch, a stream)."""
+  """(S,) keys: every member's key folded with the same `data` (an epoch, a stream).
+
+  Hashed in numpy where `keys_on_host` (bit for bit: tested), else one compiled program."""
+  if keys_on_host(keys, data):
+    folded = host_threefry.fold_in(np.asarray(jax.random.key_data(keys)),
+                                   np.asarray(data).astype(np.uint32))
+    return jax.random.wrap_key_data(folded, impl="threefry2x32")
+  return _fold_in_members(keys, data)
+
+
+@compile_cache.exact_jit
+def _fold_in_members(keys: jax.Array, data) -> jax.Array:
   return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
+
+
+def keys_on_host(keys, *args) -> bool:
+  """Whether key derivations from `keys` run in numpy: on XLA:CPU, for threefry keys on one
+  device, outside a trace. Each derivation compiled is a program per member count (a sweep had
+  17, 0.2 s each); hashed in numpy it takes microseconds."""
+  return (jax.default_backend() == "cpu" and isinstance(keys, jax.Array)
+          and not any(isinstance(a, jax.core.Tracer) for a in (keys, *args))
+          and jax.random.key_impl(keys) == "threefry2x32"
+          and len(keys.sharding.device_set) == 1)
 
 
 def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) -> jax.Array:

@@ -209,8 +209,26 @@ def _take(tree: PyTree, idx: jax.Array) -> PyTree:
 
 def take_members(tree: PyTree, idx) -> PyTree:
   """Members `idx` (integer sequence) of a member-stacked tree (typed keys ok), as one compiled
-  gather; eager indexing would dispatch one gather per leaf."""
-  return _take(tree, np.asarray(idx, np.int32))
+  gather (eager indexing would dispatch one gather per leaf); on one CPU device, a numpy copy.
+
+  A gather is a copy, the same wherever it runs; XLA:CPU took 0.13 s to compile each of a
+  sweep's 59 gathers (one per member count), numpy copies a member stack in milliseconds."""
+  idx = np.asarray(idx, np.int32)
+  leaves = jax.tree.leaves(tree)
+  if all(_host_copyable(x) for x in leaves):
+    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[idx]), tree)
+  return _take(tree, idx)
+
+
+def _host_copyable(x) -> bool:
+  """A committed array on one CPU device, without a key or weak type a copy would lose."""
+  if isinstance(x, np.ndarray):
+    return True
+  return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+          and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+          and not getattr(x, "weak_type", False)
+          and len(x.sharding.device_set) == 1
+          and next(iter(x.sharding.device_set)).platform == "cpu")
 
 
 def any_optimizer(tx_factory) -> optax.GradientTransformation:
