@@ -193,7 +193,7 @@ def test_take_members_copies_on_the_host_what_a_copy_keeps_and_compiles_the_rest
   weak = dict(plain, lr=jnp.full((4,), 0.1) * 2.0)   # a Python float scaled: weak float32
   assert weak["lr"].weak_type
   for tree, on_host in ((plain, True), (keyed, False), (weak, False)):
-    assert all(map(train.members._host_copyable, jax.tree.leaves(tree))) == on_host
+    assert train.members.host_copyable(tree) == on_host
     got = train.take_members(tree, idx)
     want = train.members._take(tree, np.asarray(idx, np.int32))
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
@@ -201,6 +201,26 @@ def test_take_members_copies_on_the_host_what_a_copy_keeps_and_compiles_the_rest
       if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
         a, b = jax.random.key_data(a), jax.random.key_data(b)
       np.testing.assert_array_equal(a, b)
+
+
+def test_host_counts_tests_and_zeros_equal_the_compiled_ones():
+  from unlearn_jax.methods import importance
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.normal(size=(5, 3, 4)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)}
+  params["w"] = params["w"].at[1, 2, 0].set(jnp.nan).at[3, 0, 1].set(-jnp.inf)
+  params["b"] = params["b"].at[4, 3].set(jnp.inf)
+  assert train.members.host_copyable(params)
+  np.testing.assert_array_equal(train.diverged_members(params), [1, 3, 4])
+  np.testing.assert_array_equal(
+      ~np.asarray(train.members._finite_members(params)), [False, True, False, True, True])
+  mask = jax.tree.map(lambda x: (jnp.abs(x) > 0.5).astype(jnp.float32), params)
+  got, want = importance.count_active(mask), importance._compiled_count_active(mask)
+  assert got.dtype == want.dtype == jnp.int32 and not got.weak_type
+  np.testing.assert_array_equal(got, want)
+  for a, b in zip(jax.tree.leaves(importance._zeros_like(params)),
+                  jax.tree.leaves(importance._compiled_zeros_like(params))):
+    assert a.dtype == b.dtype and a.shape == b.shape and not np.any(np.asarray(a))
 
 
 def test_key_derivations_hashed_on_the_host_are_bitwise_the_compiled_ones():

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from unlearn_jax import compile_cache
-from unlearn_jax.train import drivers, host_threefry
+from unlearn_jax.train import drivers, host_threefry, members
 from unlearn_jax.train.state import Variables, apply_model
 
 PyTree = Any
@@ -107,8 +107,14 @@ def _compiled_unused_keys(num: int) -> jax.Array:
   return jax.random.split(jax.random.key(0), num)
 
 
-@compile_cache.exact_jit
 def _zeros_like(tree: PyTree) -> PyTree:
+  if members.host_copyable(tree):
+    return jax.tree.map(lambda x: jnp.asarray(np.zeros(x.shape, x.dtype)), tree)
+  return _compiled_zeros_like(tree)
+
+
+@compile_cache.exact_jit
+def _compiled_zeros_like(tree: PyTree) -> PyTree:
   # One program for the whole tree: eager zeros_like compiles one per leaf shape.
   return jax.tree.map(jnp.zeros_like, tree)
 
@@ -119,9 +125,16 @@ def _divide(tree: PyTree, by) -> PyTree:
   return jax.tree.map(lambda x: x / by, tree)
 
 
-@compile_cache.exact_jit
 def count_active(mask: PyTree) -> jax.Array:
   """(S,) int32 number of nonzero entries of a member-stacked mask (active, selected...)."""
+  if members.host_copyable(mask):
+    return jnp.asarray(sum(np.sum(np.asarray(x).reshape(x.shape[0], -1) > 0, axis=1,
+                                  dtype=np.int32) for x in jax.tree.leaves(mask)))
+  return _compiled_count_active(mask)
+
+
+@compile_cache.exact_jit
+def _compiled_count_active(mask: PyTree) -> jax.Array:
   # Integer counts: float32 sums of ones stop being exact past 2^24 parameters.
   return sum(jnp.sum(x.reshape(x.shape[0], -1) > 0, axis=1, dtype=jnp.int32)
              for x in jax.tree.leaves(mask))
