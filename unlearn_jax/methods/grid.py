@@ -45,8 +45,9 @@ def expand_grid(tree: PyTree, grid: Mapping[str, Sequence[float]]
   """
   points = grid_points(grid)
   num = jax.tree.leaves(tree)[0].shape[0]
-  # Converted on the host: device conversions compile one program per shape.
-  hparams = {k: jnp.asarray(np.tile(np.float32([p[k] for p in points]), num)) for k in grid}
+  # Made on the host and put on the device as they are: device conversions (jnp.asarray
+  # included) compile one program per shape.
+  hparams = {k: jax.device_put(np.tile(np.float32([p[k] for p in points]), num)) for k in grid}
   return repeat_members(tree, len(points)), hparams, points
 
 

@@ -109,7 +109,8 @@ def _compiled_unused_keys(num: int) -> jax.Array:
 
 def _zeros_like(tree: PyTree) -> PyTree:
   if members.host_copyable(tree):
-    return jax.tree.map(lambda x: jnp.asarray(np.zeros(x.shape, x.dtype)), tree)
+    # device_put, not jnp.asarray: that compiles a copy program per shape.
+    return jax.tree.map(lambda x: jax.device_put(np.zeros(x.shape, x.dtype)), tree)
   return _compiled_zeros_like(tree)
 
 
@@ -128,8 +129,8 @@ def _divide(tree: PyTree, by) -> PyTree:
 def count_active(mask: PyTree) -> jax.Array:
   """(S,) int32 number of nonzero entries of a member-stacked mask (active, selected...)."""
   if members.host_copyable(mask):
-    return jnp.asarray(sum(np.sum(np.asarray(x).reshape(x.shape[0], -1) > 0, axis=1,
-                                  dtype=np.int32) for x in jax.tree.leaves(mask)))
+    return jax.device_put(sum(np.sum(np.asarray(x).reshape(x.shape[0], -1) > 0, axis=1,
+                                     dtype=np.int32) for x in jax.tree.leaves(mask)))
   return _compiled_count_active(mask)
 
 

@@ -219,7 +219,8 @@ def take_members(tree: PyTree, idx) -> PyTree:
   `host_copyable` (a sweep compiled 59 gathers, one per member count, 0.13 s each)."""
   idx = np.asarray(idx, np.int32)
   if host_copyable(tree):
-    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[idx]), tree)
+    # device_put, not jnp.asarray: that compiles a copy program per shape.
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)[idx]), tree)
   return _take(tree, idx)
 
 
