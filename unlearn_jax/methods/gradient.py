@@ -66,8 +66,8 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
     shared_ctx["total_steps"] = steps_per_epoch * epochs
   tx_hp = {k: hp[k] for k in method.tx_hparam_names}
   opt_state = optimizer_init(method)(original.params, tx_hp, member_ctx, shared_ctx)
-  state = TrainState(jax.device_put(np.zeros(num, np.int32)), original.params, original.batch_stats,
-                     opt_state)
+  state = TrainState(jax.device_put(np.zeros(num, np.int32)), original.params,
+                     original.batch_stats, opt_state)
 
   def gate(phase, epoch):
     """Per-member bool: whether a gated phase (SCRUB's max pass) steps this epoch; None: all."""

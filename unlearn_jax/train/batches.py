@@ -163,9 +163,9 @@ def _start_host_member_batches(keys, pool_idx, batch_size: int, steps: int, firs
     order = (shuffle_order(np.asarray(sort_keys)) if rounds else
              np.zeros((keys.shape[0], reps, size), np.intp))
     values = pool[order] if pool.ndim == 1 else np.take_along_axis(pool[:, None, :], order, -1)
+    values = values.reshape(len(values), -1)[:, :need].reshape(-1, steps, batch_size)
     # device_put, not jnp.asarray: that compiles a copy program per shape.
-    return jax.device_put(
-        values.reshape(len(values), -1)[:, :need].reshape(-1, steps, batch_size).astype(np.int32, copy=False))
+    return jax.device_put(values.astype(np.int32, copy=False))
 
   return finish
 
