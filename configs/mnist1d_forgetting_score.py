@@ -2,8 +2,8 @@ r"""python -m experiments.width_sweep --config=configs/mnist1d_forgetting_score.
 
 Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 6 minutes on 2
 cores (measured from a fresh workdir: 5 min 32 s wall with stages side by side, 10 min 45 s one
-at a time before batch permutations were sorted in numpy, most of it the 64-model groups); on a GPU the same config scales to the full width list
-(`--config.widths='(4,8,16,32,64,128,256)'`).
+at a time before batch permutations were sorted in numpy, most of it the 64-model groups); on a
+GPU the same config scales to the full width list (`--config.widths='(4,8,16,32,64,128,256)'`).
 `:smoke` shrinks everything (tests).
 
 The NeurIPS 2023 forgetting score under the challenge's protocol, on the offline default's

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unlearn_jax import compile_cache
-from unlearn_jax.train import host_threefry
+from unlearn_jax.train import host_threefry, sharding
 
 
 def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
@@ -190,10 +190,8 @@ def keys_on_host(keys, *args) -> bool:
   """Whether key derivations from `keys` run in numpy: on XLA:CPU, for threefry keys on one
   device, outside a trace. Each derivation compiled is a program per member count (a sweep had
   17, 0.2 s each); hashed in numpy it takes microseconds."""
-  return (jax.default_backend() == "cpu" and isinstance(keys, jax.Array)
-          and not any(isinstance(a, jax.core.Tracer) for a in (keys, *args))
-          and jax.random.key_impl(keys) == "threefry2x32"
-          and len(keys.sharding.device_set) == 1)
+  return (sharding.on_one_cpu_device(keys) and jax.random.key_impl(keys) == "threefry2x32"
+          and not any(isinstance(a, jax.core.Tracer) for a in args))
 
 
 def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) -> jax.Array:

@@ -7,8 +7,8 @@ axis of every input tree and concatenate the outputs back, here, in one place.
 On CPU the chunks run side by side in threads: XLA:CPU runs a program on the thread that calls
 it and uses about one core for it. 16 seeds of the width-64 MNIST-1D MLP, trained as two chunks
 of 8 side by side, took 3.71 s against 4.20 s as one vmapped program on 2 cores, warm cache
-(benchmarks/results/torch_baseline.md, latest runs). Each chunk runs the same program on the same inputs
-either way, so the results are bitwise the same.
+(benchmarks/results/torch_baseline.md, latest runs). Each chunk runs the same program on the
+same inputs either way, so the results are bitwise the same.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 from unlearn_jax import compile_cache, models
-from unlearn_jax.train import split_init
+from unlearn_jax.train import sharding, split_init
 from unlearn_jax.train.state import TrainState, Variables
 
 PyTree = Any
@@ -234,13 +234,9 @@ def host_copyable(tree: PyTree) -> bool:
 
 
 def _host_copyable_leaf(x) -> bool:
-  if isinstance(x, np.ndarray):
-    return True
-  return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
-          and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-          and not getattr(x, "weak_type", False)
-          and len(x.sharding.device_set) == 1
-          and next(iter(x.sharding.device_set)).platform == "cpu")
+  return isinstance(x, np.ndarray) or (
+      sharding.on_one_cpu_device(x) and not getattr(x, "weak_type", False)
+      and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
 
 
 def any_optimizer(tx_factory) -> optax.GradientTransformation:

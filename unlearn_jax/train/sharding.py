@@ -17,6 +17,14 @@ PyTree = Any
 AXIS = "members"
 
 
+def on_one_cpu_device(x) -> bool:
+  """A concrete (not traced) array held whole by one CPU device: what numpy can read and stand
+  in for a compiled program on, with no sharding to keep."""
+  return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+          and len(x.sharding.device_set) == 1
+          and next(iter(x.sharding.device_set)).platform == "cpu")
+
+
 def member_mesh(devices=None) -> jax.sharding.Mesh:
   devices = jax.devices() if devices is None else devices
   return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,), devices=devices)
