@@ -56,23 +56,27 @@ def load(workload: Workload) -> tuple[dict, int]:
 
 
 def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
-  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto' -> train.Strategy."""
-  if name == "auto":
-    return train.auto_strategy(model, width)
-  members, _, steps = name.partition("-")
+  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally with '-fused'
+  (`Strategy.fused_dots`, e.g. 'vmap-scan-fused') -> train.Strategy."""
+  base = name.removesuffix("-fused")
+  fused = base != name
+  if base == "auto":
+    return dataclasses.replace(train.auto_strategy(model, width), fused_dots=fused)
+  members, _, steps = base.partition("-")
   try:
     chunk = {"vmap": 0, "loop": 1}.get(members)
     if chunk is None:
       chunk = int(members.removeprefix("chunk"))
-    return train.Strategy(chunk, steps)
+    return train.Strategy(chunk, steps, fused)
   except ValueError as e:
     raise ValueError(f"Bad strategy name {name!r}; use auto, vmap-<scan|host>, "
-                     "loop-<scan|host> or chunk<C>-<scan|host>.") from e
+                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by "
+                     "-fused.") from e
 
 
 def strategy_name(strategy: train.Strategy) -> str:
   members = {0: "vmap", 1: "loop"}.get(strategy.member_chunk, f"chunk{strategy.member_chunk}")
-  return f"{members}-{strategy.steps}"
+  return f"{members}-{strategy.steps}" + ("-fused" if strategy.fused_dots else "")
 
 
 def member_list(seeds: int, widths: Sequence[float]) -> tuple[train.Member, ...]:

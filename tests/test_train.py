@@ -56,6 +56,41 @@ def test_execution_strategies_agree(setup, strategy):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_fused_dots_change_the_step_program_not_the_training(setup):
+  """`fused_dots` compiles other code for the MLP's steps (YNNPACK dot fusions on XLA:CPU; XLA
+  leaves dots this small to its default below width 64) whose models agree with the default's
+  to float rounding."""
+  d, pool = setup
+  members = train.member_grid([0, 1, 2], [32, 64], [0.1], [1e-3])
+  fused = train.Strategy(0, "scan", fused_dots=True)
+  _, ref, _, ref_metrics = _train(members, d, pool, train.Strategy(0, "scan"))
+  _, out, _, out_metrics = _train(members, d, pool, fused)
+  for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(ref_metrics["loss"], out_metrics["loss"], rtol=1e-5)
+  factory = train.make_optimizer("sgd", "constant", 10)
+  model, state, _ = train.init_members("mlp", members, 4, d["x"][:2], factory)
+  step = train.make_train_step(model, train.any_optimizer(factory), False)
+  keys = train.member_keys(members, 0)
+  inputs = batches.member_batches(keys, pool, BATCH, len(pool) // BATCH)
+  programs = {s: train.Driver(step, s)._fn.lower(state, d, inputs, keys).compile().as_text()
+              for s in (train.Strategy(0, "scan"), fused)}
+  if jax.default_backend() == "cpu":
+    assert programs[fused] != programs[train.Strategy(0, "scan")]
+    assert "__ynn_fusion" in programs[fused]
+
+
+def test_strategy_options_parse_and_bad_ones_are_named():
+  auto = train.auto_strategy("mlp", 64)
+  assert train.resolve_strategy("auto,fused_dots", "mlp", 64) == dataclasses.replace(
+      auto, fused_dots=True)
+  assert train.resolve_strategy("4, scan, fused_dots", "mlp", 64) == train.Strategy(4, "scan",
+                                                                                     True)
+  assert not train.resolve_strategy("1,host", "mlp", 64).fused_dots
+  with pytest.raises(ValueError, match=r"Bad strategy 'auto,fast'.*fused_dots"):
+    train.resolve_strategy("auto,fast", "mlp", 64)
+
+
 def test_first_sgd_step_matches_hand_computation():
   params = {"w": jnp.array([1.0, -2.0])}
   grads = {"w": jnp.array([0.5, 0.25])}

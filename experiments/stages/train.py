@@ -77,6 +77,10 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
       "model": config.model.to_dict()}))
   if pool_name == "pools":
     identity["pools"] = hashlib.sha256(pool_idx.tobytes()).hexdigest()
+  if strategy.fused_dots:
+    # Opted-into numerics: their models (and every cache keyed by them) are kept apart from
+    # the default's. Added only when on, so existing identities and caches stay valid.
+    identity["fused_dots"] = True
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:

@@ -8,6 +8,12 @@ One single-model step, several drivers (measured in benchmarks/):
     convolutions inside `lax.scan` about 20x slower than outside).
 Whatever the strategy, the same member sees the same data order and keys, so results agree up
 to float reassociation.
+
+`fused_dots` (XLA:CPU only) compiles the step programs with YNNPACK fusions of each dot and the
+elementwise work around it, instead of XLA's default of library calls for the dots alone. The
+sweep's MLP steps run 1.1-1.6x faster that way on 2 Xeon cores
+(benchmarks/results/cpu-xeon-fused-dots.md), but their last bits differ from the default's, so it is
+opt-in: the committed results are the default's.
 """
 from __future__ import annotations
 
@@ -23,12 +29,17 @@ PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
 STEP_MODES = ("scan", "host")
+OPTIONS = ("fused_dots",)
+# XLA:CPU debug option of the fused-dots step programs (the enum's full name: compiler_options
+# do not take the short spelling XLA_FLAGS accepts).
+FUSED_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Strategy:
   member_chunk: int = 0   # 0: all members in one vmap
   steps: str = "scan"
+  fused_dots: bool = False   # XLA:CPU: dots fused with their elementwise neighbours (YNNPACK)
 
   def __post_init__(self):
     if self.steps not in STEP_MODES:
@@ -62,15 +73,21 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None) -> 
 
 
 def resolve_strategy(spec: str, model_name: str, width: float) -> Strategy:
-  """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host')."""
-  if spec == "auto":
-    return auto_strategy(model_name, width)
+  """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host'), either
+  optionally followed by ',fused_dots' (e.g. 'auto,fused_dots')."""
+  parts = [p.strip() for p in spec.split(",")]
+  options = [p for p in parts if p in OPTIONS]
+  parts = [p for p in parts if p not in OPTIONS]
+  fused = {"fused_dots": "fused_dots" in options}
+  if parts == ["auto"]:
+    return dataclasses.replace(auto_strategy(model_name, width), **fused)
   try:
-    chunk, steps = spec.split(",")
-    return Strategy(int(chunk), steps.strip())
+    chunk, steps = parts
+    return Strategy(int(chunk), steps, **fused)
   except ValueError as e:
     raise ValueError(f"Bad strategy {spec!r}; use 'auto' or '<member_chunk>,<scan|host>' "
-                     "such as '0,scan' or '1,host'.") from e
+                     "such as '0,scan' or '1,host', optionally followed by one of "
+                     f"{OPTIONS} (e.g. 'auto,fused_dots').") from e
 
 
 class Driver:
@@ -95,16 +112,17 @@ class Driver:
       return step_fn(carry, data, inputs, jax.random.fold_in(key, t))
 
     single = scan_steps if strategy.steps == "scan" else one_step
+    options = FUSED_DOTS if strategy.fused_dots and jax.default_backend() == "cpu" else None
     if strategy.member_chunk == 1:
       # No vmap: slice out the member and add the axis back, which keeps plain convolutions.
       def unbatched(carry, data, inputs, key, *rest):
         squeeze = lambda tree: jax.tree.map(lambda x: x[0], tree)
         out = single(squeeze(carry), data, squeeze(inputs), key[0], *rest)
         return jax.tree.map(lambda x: x[None], out)
-      self._fn = jax.jit(unbatched)
+      self._fn = jax.jit(unbatched, compiler_options=options)
     else:
       in_axes = (0, None, 0, 0) + ((None,) if strategy.steps == "host" else ())
-      self._fn = jax.jit(jax.vmap(single, in_axes=in_axes))
+      self._fn = jax.jit(jax.vmap(single, in_axes=in_axes), compiler_options=options)
 
   def _run_chunk(self, carry, data, inputs, keys):
     if self.strategy.steps == "scan":
