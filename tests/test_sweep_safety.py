@@ -191,3 +191,15 @@ def test_damaged_checkpoint_step_falls_back_to_the_previous_one(reference, tmp_p
   assert "is damaged" in caplog.text and str(latest) in caplog.text
   assert "resuming at epoch 3/4" in caplog.text
   assert _values(workdir) == reference[1]
+
+
+def test_fused_dots_checkpoints_are_refused_either_way():
+  """A training identity carries `fused_dots` only when on; a checkpoint made with it must not
+  be resumed without it, nor one made without it with it."""
+  plain = {"members": [1], "train": {"epochs": 2}}
+  fused = dict(plain, fused_dots=True)
+  assert train_stage.changed_settings(plain, dict(plain)) == []
+  assert train_stage.changed_settings(fused, dict(fused)) == []
+  assert train_stage.changed_settings(fused, dict(plain)) == ["fused_dots"]
+  assert train_stage.changed_settings(plain, dict(fused)) == ["fused_dots"]
+  assert train_stage.changed_settings(plain, dict(plain, train={"epochs": 3})) == ["train"]

@@ -40,6 +40,15 @@ class TrainedBucket:
   mask: Any
 
 
+FUSED_DOTS = "fused_dots"   # in a training identity only when on
+
+
+def changed_settings(identity: dict, saved_meta: dict) -> list[str]:
+  """The settings a checkpoint's metadata disagrees on, the optional ones in either direction."""
+  keys = set(identity) | ({FUSED_DOTS} & set(saved_meta))
+  return sorted(k for k in keys if saved_meta.get(k) != identity.get(k))
+
+
 def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   """Trains (or resumes, or loads) stage `name` (see STAGES) of one bucket, for `seeds`
   (default config.seeds) x widths.
@@ -80,13 +89,13 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   if strategy.fused_dots:
     # Opted-into numerics: their models (and every cache keyed by them) are kept apart from
     # the default's. Added only when on, so existing identities and caches stay valid.
-    identity["fused_dots"] = True
+    identity[FUSED_DOTS] = True
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:
     try:
       saved_meta = ckpt.read_meta()
-      changed = sorted(k for k in identity if saved_meta.get(k) != identity[k])
+      changed = changed_settings(identity, saved_meta)
       if changed:
         raise ValueError(f"{ckpt.directory} was trained with other {', '.join(changed)} "
                          "settings than the config asks for; use a new --workdir or delete that "
