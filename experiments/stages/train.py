@@ -40,12 +40,12 @@ class TrainedBucket:
   mask: Any
 
 
-FUSED_DOTS = "fused_dots"   # in a training identity only when on
+OPTIONAL_SETTINGS = {"fused_dots"}   # in a training identity only when on
 
 
 def changed_settings(identity: dict, saved_meta: dict) -> list[str]:
   """The settings a checkpoint's metadata disagrees on, the optional ones in either direction."""
-  keys = set(identity) | ({FUSED_DOTS} & set(saved_meta))
+  keys = set(identity) | (OPTIONAL_SETTINGS & set(saved_meta))
   return sorted(k for k in keys if saved_meta.get(k) != identity.get(k))
 
 
@@ -89,7 +89,7 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   if strategy.fused_dots:
     # Opted-into numerics: their models (and every cache keyed by them) are kept apart from
     # the default's. Added only when on, so existing identities and caches stay valid.
-    identity[FUSED_DOTS] = True
+    identity["fused_dots"] = True
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:

@@ -29,7 +29,6 @@ PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
 STEP_MODES = ("scan", "host")
-OPTIONS = ("fused_dots",)
 # XLA:CPU debug option of the fused-dots step programs (the enum's full name: compiler_options
 # do not take the short spelling XLA_FLAGS accepts).
 FUSED_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
@@ -76,18 +75,17 @@ def resolve_strategy(spec: str, model_name: str, width: float) -> Strategy:
   """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host'), either
   optionally followed by ',fused_dots' (e.g. 'auto,fused_dots')."""
   parts = [p.strip() for p in spec.split(",")]
-  options = [p for p in parts if p in OPTIONS]
-  parts = [p for p in parts if p not in OPTIONS]
-  fused = {"fused_dots": "fused_dots" in options}
+  fused_dots = "fused_dots" in parts
+  parts = [p for p in parts if p != "fused_dots"]
   if parts == ["auto"]:
-    return dataclasses.replace(auto_strategy(model_name, width), **fused)
+    return dataclasses.replace(auto_strategy(model_name, width), fused_dots=fused_dots)
   try:
     chunk, steps = parts
-    return Strategy(int(chunk), steps, **fused)
+    return Strategy(int(chunk), steps, fused_dots)
   except ValueError as e:
     raise ValueError(f"Bad strategy {spec!r}; use 'auto' or '<member_chunk>,<scan|host>' "
-                     "such as '0,scan' or '1,host', optionally followed by one of "
-                     f"{OPTIONS} (e.g. 'auto,fused_dots').") from e
+                     "such as '0,scan' or '1,host', optionally followed by ',fused_dots' "
+                     "(e.g. 'auto,fused_dots').") from e
 
 
 class Driver:
