@@ -7,7 +7,9 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   loop-*    one member at a time without vmap (XLA:CPU keeps plain convolutions);
   chunkC-*  vmapped chunks of C members;
   *-scan    the T steps inside one compiled `lax.scan`;  *-host   a Python loop of compiled steps;
-  auto      what `train.auto_strategy` picks for this backend, model and width.
+  auto      what `train.auto_strategy` picks for this backend, model and width;
+  dots-only not a strategy: the step's matrix products alone, vmapped and scanned the same way
+            (benchmarks/step_dots.py), the FLOP/s ceiling XLA's dot kernels give these shapes.
 Every case runs at one compute dtype (the model kwarg `compute_dtype`): 'float32', or 'bfloat16'
 activations with float32 parameters, optimizer state and loss (mixed precision).
 """
@@ -23,9 +25,10 @@ import jax.numpy as jnp
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import compile_cache, models, train
-from benchmarks import timing
+from benchmarks import step_dots, timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
+DOTS_ONLY = "dots-only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,20 +188,34 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
     flop_count = s.flops_per_step()
     examples = members * s.steps * batch_size
     for name in strategies:
-      strategy = parse_strategy(name, workload.model, width)
-      result = time_epoch(s, strategy, timing_kw)
+      if name == DOTS_ONLY:
+        result, step_flops = time_dots_only(s, members, timing_kw)
+      else:
+        strategy = parse_strategy(name, workload.model, width)
+        name, step_flops = strategy_name(strategy), flop_count
+        result = time_epoch(s, strategy, timing_kw)
       rows.append({
           "benchmark": "train", "model": workload.model, "dataset": workload.dataset,
           "width": width, "members": members, "batch_size": batch_size,
-          "steps_per_call": s.steps, "strategy": strategy_name(strategy),
+          "steps_per_call": s.steps, "strategy": name,
           "compute_dtype": compute_dtype, "reference_peak_flops": peak,
           "rate": examples / result.steady_s, "unit": "examples/s",
           "rate_per_member": examples / members / result.steady_s,
-          "flops_per_step_member": flop_count, **result.as_dict(),
-          **timing.flop_rates(flop_count and flop_count * members * s.steps, result.steady_s,
+          "flops_per_step_member": step_flops, **result.as_dict(),
+          **timing.flop_rates(step_flops and step_flops * members * s.steps, result.steady_s,
                               peak),
       })
   return rows
+
+
+def time_dots_only(s: Setup, members: int, timing_kw: dict) -> tuple[timing.Timing, int]:
+  """Times the step's dots alone (same shapes, members and steps per call); (timing, the
+  dots' FLOPs per step and member)."""
+  first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+  dots = step_dots.step_dots(s.step_fn, first(s.state), s.data, s.batches[0, 0], s.keys[0])
+  run, _ = step_dots.dots_only(dots, members, s.steps)
+  result, _ = timing.measure(run, jnp.zeros((members,), jnp.float32), **timing_kw)
+  return result, sum(d.flops for d in dots)
 
 
 def padding_cost(workload: Workload, widths: Sequence[float], seeds: int, batch_size: int,

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def quick_results(tmp_path_factory):
   start = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, "-m", "benchmarks.run", "--quick", "--models=mlp",
-       "--strategies=vmap-scan,loop-host", f"--out={out}"],
+       "--strategies=vmap-scan,loop-host,dots-only", f"--out={out}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   elapsed = time.perf_counter() - start
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -59,7 +61,12 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
     assert row["rate"] > 0 and row["rate_per_member"] > 0 and row["steady_s"] > 0, row
     assert row["first_call_s"] >= row["compile_s"] >= 0, row
   train = [r for r in rows if r["benchmark"] == "train"]
-  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host"}
+  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host", "dots-only"}
+  step = next(r for r in train if r["strategy"] == "vmap-scan")
+  dots = next(r for r in train if r["strategy"] == "dots-only")
+  # The step does its dots and more (elementwise work, the update).
+  assert 0.5 * step["flops_per_step_member"] < dots["flops_per_step_member"] < \
+      step["flops_per_step_member"]
   for r in train:
     assert r["model"] == "mlp" and r["unit"] == "examples/s"
     assert r["flops_per_step_member"] > 0 and 0 < r["fraction_of_peak"]
@@ -110,10 +117,44 @@ def test_cpu_peak_estimate_from_cpuinfo():
                                 "flags": "fma avx avx2 avx512f"})
   assert peak == pytest.approx(machine._num_cpus() * 2.0e9 * 64)  # pylint: disable=protected-access
   assert "64 fp32 FLOP/cycle" in why
+  amd = {"model name": "AMD EPYC", "vendor_id": "AuthenticAMD", "cpu MHz": "2600.0",
+         "flags": "fma avx avx2 avx512f"}
+  zen4, _ = machine.cpu_peak({**amd, "cpu family": "25"})
+  zen5, why = machine.cpu_peak({**amd, "cpu family": "26"})
+  assert (zen4, zen5) == pytest.approx((machine._num_cpus() * 2.6e9 * 32,  # pylint: disable=protected-access
+                                        machine._num_cpus() * 2.6e9 * 64))  # pylint: disable=protected-access
+  assert "Zen 5" in why
   assert machine.gpu_peaks("NVIDIA H100 80GB HBM3")["bf16"] == pytest.approx(989.5e12)
   assert machine.gpu_peaks("NVIDIA H100 PCIe")["tf32"] == pytest.approx(378e12)
   assert machine.gpu_peaks("NVIDIA H200")["fp32"] == pytest.approx(67e12)
   assert machine.gpu_peaks("some other card") is None
+
+
+def test_cpu_reference_peak_is_a_measured_matmul():
+  from benchmarks import machine  # pylint: disable=g-import-not-at-top
+  flops = machine.matmul_flops(n=256, min_seconds=0.05)
+  assert 1e8 < flops < 1e14   # a 256^2 matmul: 33.5 MFLOP in between 0.3 us and 0.3 s
+  info = machine.describe()
+  assert info["peak_flops"] == info["peaks"]["fp32_matmul"] > 0
+  assert "matmul measured at" in info["peak_assumption"]
+  assert machine.describe(peak_override=5e10)["peak_flops"] == 5e10
+
+
+def test_step_dots_are_the_hand_counted_products_and_run_alone():
+  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
+  b, d, k, c = 8, 5, 4, 3
+  rng = np.random.default_rng(0)
+  x, w1, w2 = (rng.normal(size=s).astype(np.float32) for s in ((b, d), (d, k), (k, c)))
+  loss = lambda w1, w2, x: jnp.sum(jax.nn.relu(x @ w1) @ w2)
+  dots = step_dots.step_dots(jax.grad(loss, argnums=(0, 1)), w1, w2, x)
+  # Forward x@w1, h@w2; backward g@w2^T, h^T@g, x^T@dh.
+  assert len(dots) == 5
+  assert sum(dot.flops for dot in dots) == 4 * b * d * k + 6 * b * k * c
+  run, operands = step_dots.dots_only(dots, members=2, steps=1)
+  got = np.asarray(run(jnp.zeros((2,), jnp.float32)))
+  want = [1e-30 * sum(float(np.sum(np.asarray(dot(lhs[m], rhs[m]), np.float64)))
+                      for dot, (lhs, rhs) in zip(dots, operands)) for m in range(2)]
+  np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
 def test_gpu_check_script_parses():
