@@ -2,9 +2,10 @@
 
 CPU reference peak: what this process's CPUs deliver on a 2048 x 2048 float32 matmul compiled by
 XLA (`matmul_flops`, measured when the record is made). Datasheet-style estimates miss on
-virtual machines both ways: on a 2-core Zen 5 EPYC the estimate below says 166 GFLOP/s and the
-matmul runs at 420-445 (turbo clock, full 512-bit FMAs); on a 2-core Xeon host the estimate said
-333 and the matmul ran at 131-280 as the host's load varied. The estimate is kept next to it:
+virtual machines both ways: on a 2-core Zen 5 EPYC guest the estimate below says 332 GFLOP/s
+(166 before it knew Zen 5) and the matmul runs at 340-450 (turbo clock); on a 2-core Xeon guest
+the estimate said 333 and the matmul ran at 131-280 as the host's load varied. The estimate is
+kept next to it:
     logical CPUs available to this process x clock x fp32 FLOPs per cycle per core,
 where FLOPs per cycle come from the widest FMA instructions /proc/cpuinfo lists, assuming two FMA
 pipes per core (2 pipes x lanes x 2 FLOPs per FMA):
