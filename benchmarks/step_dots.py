@@ -1,8 +1,9 @@
 """A training step's dots alone: the ceiling XLA's dot kernels put on the step's FLOP/s.
 
-`dots_only(step_fn, ...)` traces one member's step, collects every `dot_general` it does
-(forward and backward, with their shapes, dtypes and dimension numbers) and builds a program
-that runs just those dots for T steps, vmapped over S members and scanned like the real epoch.
+`step_dots(step_fn, *one_member_args)` traces one member's step and collects every
+`dot_general` it does (forward and backward, with their shapes, dtypes and dimension numbers);
+`dots_only(dots, S, T)` builds a program that runs just those dots for T steps, vmapped over S
+members and scanned like the real epoch (benchmarks/training.py: the `dots-only` rows).
 Its FLOP/s is what the same matrix products reach without the step's elementwise work,
 gathers and optimizer update, to be read next to the step's own FLOP/s and the machine's
 2048^2 matmul (benchmarks/results/cpu-amd-epyc-zen5.md).
