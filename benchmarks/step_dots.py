@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.extend import core as jex_core
+
+from unlearn_jax.train import split_init
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Dot:
 
 
 def step_dots(fn: Callable, *args) -> list[Dot]:
-  """Every dot_general one call of `fn(*args)` performs, in program order."""
+  """Every dot_general in the program of `fn(*args)`, in program order (one inside a loop body
+  counts once: meant for single steps)."""
   closed = jax.make_jaxpr(fn)(*args)
   found: list[Dot] = []
   _collect(closed.jaxpr, found)
@@ -58,12 +60,8 @@ def _collect(jaxpr, found: list[Dot]) -> None:
       lhs, rhs = (jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in e.invars)
       found.append(Dot(lhs, rhs, e.params["dimension_numbers"], e.params.get("precision"),
                        e.params.get("preferred_element_type")))
-    for value in e.params.values():
-      for v in (value if isinstance(value, (tuple, list)) else (value,)):
-        if isinstance(v, jex_core.ClosedJaxpr):
-          _collect(v.jaxpr, found)
-        elif isinstance(v, jex_core.Jaxpr):
-          _collect(v, found)
+    for sub in split_init.sub_jaxprs(e.params):
+      _collect(sub, found)
 
 
 def one_step_of_dots(dots: list[Dot]) -> Callable:

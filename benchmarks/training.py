@@ -25,10 +25,9 @@ import jax.numpy as jnp
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import compile_cache, models, train
-from benchmarks import step_dots, timing
+from benchmarks import report, step_dots, timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
-DOTS_ONLY = "dots-only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,11 +136,14 @@ class Setup:
   def steps(self) -> int:
     return int(self.batches.shape[1])
 
+  def first_member_step_args(self) -> tuple:
+    """`step_fn`'s arguments for member 0's first step."""
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    return first(self.state), self.data, self.batches[0, 0], self.keys[0]
+
   def flops_per_step(self) -> Optional[float]:
     """FLOPs of one step of member 0 alone (unpadded when all members share its width)."""
-    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-    return timing.flops(self.step_fn, first(self.state), self.data, self.batches[0, 0],
-                        self.keys[0])
+    return timing.flops(self.step_fn, *self.first_member_step_args())
 
 
 @functools.lru_cache(maxsize=32)
@@ -188,7 +190,7 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
     flop_count = s.flops_per_step()
     examples = members * s.steps * batch_size
     for name in strategies:
-      if name == DOTS_ONLY:
+      if name == report.DOTS_ONLY:
         result, step_flops = time_dots_only(s, members, timing_kw)
       else:
         strategy = parse_strategy(name, workload.model, width)
@@ -211,8 +213,7 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
 def time_dots_only(s: Setup, members: int, timing_kw: dict) -> tuple[timing.Timing, int]:
   """Times the step's dots alone (same shapes, members and steps per call); (timing, the
   dots' FLOPs per step and member)."""
-  first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-  dots = step_dots.step_dots(s.step_fn, first(s.state), s.data, s.batches[0, 0], s.keys[0])
+  dots = step_dots.step_dots(s.step_fn, *s.first_member_step_args())
   run, _ = step_dots.dots_only(dots, members, s.steps)
   result, _ = timing.measure(run, jnp.zeros((members,), jnp.float32), **timing_kw)
   return result, sum(d.flops for d in dots)

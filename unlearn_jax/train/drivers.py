@@ -12,8 +12,9 @@ to float reassociation.
 `fused_dots` (XLA:CPU only) compiles the step programs with YNNPACK fusions of each dot and the
 elementwise work around it, instead of XLA's default of library calls for the dots alone. MLP
 steps of widths 64-128 run 1.2-1.65x faster that way on 2 Xeon cores (width 256: 0.9-1.06x),
-the 3-seed sweep 1.3x (benchmarks/results/cpu-xeon-fused-dots.md). Their last bits differ from
-the default's, so it is opt-in: the committed results are the default's.
+the 3-seed sweep 1.3x (benchmarks/results/cpu-xeon-fused-dots.md); on 2 Zen 5 EPYC cores the
+sweep gains 3% (cpu-amd-epyc-zen5.md). Their last bits differ from the default's, so it is
+opt-in: the committed results are the default's.
 """
 from __future__ import annotations
 

@@ -80,7 +80,8 @@ def _is_key(atom) -> bool:
   return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
 
 
-def _sub_jaxprs(params) -> list:
+def sub_jaxprs(params) -> list:
+  """The jaxprs an equation's params hold (call, control-flow and custom-derivative bodies)."""
   found = []
   for value in params.values():
     for v in (value if isinstance(value, (tuple, list)) else (value,)):
@@ -92,7 +93,7 @@ def _sub_jaxprs(params) -> list:
 
 
 def _uses_keys(jaxpr) -> bool:
-  return any(any(map(_is_key, e.invars + e.outvars)) or any(map(_uses_keys, _sub_jaxprs(e.params)))
+  return any(any(map(_is_key, e.invars + e.outvars)) or any(map(_uses_keys, sub_jaxprs(e.params)))
              for e in jaxpr.eqns)
 
 
@@ -100,7 +101,7 @@ def splittable(jaxpr) -> bool:
   """Whether `_eval_split` can cut `jaxpr`: keys only inside inlinable calls, and no equation
   that makes keys also makes other values."""
   for e in jaxpr.eqns:
-    subs = _sub_jaxprs(e.params)
+    subs = sub_jaxprs(e.params)
     if any(map(_uses_keys, subs)):
       if e.primitive.name not in _INLINED or len(subs) != 1 or not splittable(subs[0]):
         return False
@@ -121,7 +122,7 @@ def _eval_split(jaxpr, consts, args, random_values):
   env.update(zip(jaxpr.invars, args))
   read = lambda v: v.val if isinstance(v, jex_core.Literal) else env[v]
   for e in jaxpr.eqns:
-    subs = _sub_jaxprs(e.params)
+    subs = sub_jaxprs(e.params)
     keys_in = any(_is_key(v) for v in e.invars)
     if any(map(_uses_keys, subs)):
       sub = e.params.get("jaxpr", e.params.get("call_jaxpr"))
@@ -171,7 +172,7 @@ def _host_size(jaxpr, known_in):
   is_known = lambda v: isinstance(v, jex_core.Literal) or v in known
   total = 0
   for e in jaxpr.eqns:
-    subs = _sub_jaxprs(e.params)
+    subs = sub_jaxprs(e.params)
     if any(map(_uses_keys, subs)):
       inner, known_out = _host_size(subs[0], [is_known(v) for v in e.invars])
       if inner is None:
@@ -210,7 +211,7 @@ def _host_eval(jaxpr, consts, args, values):
   env.update(zip(jaxpr.invars, args))
   read = lambda v: v.val if isinstance(v, jex_core.Literal) else env.get(v, _Unknown)
   for e in jaxpr.eqns:
-    subs = _sub_jaxprs(e.params)
+    subs = sub_jaxprs(e.params)
     if any(map(_uses_keys, subs)):
       sub = e.params.get("jaxpr", e.params.get("call_jaxpr"))
       outs = _host_eval(getattr(sub, "jaxpr", sub), [np.asarray(c) for c in
