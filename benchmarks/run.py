@@ -70,7 +70,8 @@ def plan(quick: bool, backend: str) -> dict:
       "timing": dict(min_repeats=2, max_repeats=10, min_time_s=1.0),
       "train": [
           dict(workload=mnist1d("mlp"), widths=[16, 128, 1024], members=8, batch_size=128,
-               strategies=["vmap-scan", "loop-scan", "chunk4-scan", "vmap-host"]),
+               strategies=["vmap-scan", "vmap-scan-g2", "loop-scan", "chunk4-scan",
+                           "vmap-host"]),
           dict(workload=mnist1d("cnn"), widths=[4, 16, 64], members=8, batch_size=128,
                strategies=conv),
           dict(workload=synthetic_images(32, 128 * steps),

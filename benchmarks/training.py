@@ -6,6 +6,7 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   vmap-*    all S members in one vmapped program;
   loop-*    one member at a time without vmap (XLA:CPU keeps plain convolutions);
   chunkC-*  vmapped chunks of C members;
+  *-gG      each program's members in G vmapped groups inside its steps (`Strategy.groups`);
   *-scan    the T steps inside one compiled `lax.scan`;  *-host   a Python loop of compiled steps;
   auto      what `train.auto_strategy` picks for this backend, model and width;
   dots-only not a strategy: the step's matrix products alone, vmapped and scanned the same way
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import re
 from typing import Any, Optional, Sequence
 
 import jax
@@ -58,27 +60,33 @@ def load(workload: Workload) -> tuple[dict, int]:
 
 
 def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
-  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally with '-fused'
-  (`Strategy.fused_dots`, e.g. 'vmap-scan-fused') -> train.Strategy."""
-  base = name.removesuffix("-fused")
-  fused = base != name
+  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally followed by '-g<G>'
+  (`Strategy.groups`, e.g. 'vmap-scan-g2') and/or '-fused' (`Strategy.fused_dots`, e.g.
+  'vmap-scan-fused') -> train.Strategy."""
+  base, options = name, {}
+  if base.endswith("-fused"):
+    base, options["fused_dots"] = base.removesuffix("-fused"), True
+  head, _, last = base.rpartition("-")
+  if re.fullmatch(r"g\d+", last):
+    base, options["groups"] = head, int(last[1:])
   if base == "auto":
-    return dataclasses.replace(train.auto_strategy(model, width), fused_dots=fused)
+    return dataclasses.replace(train.auto_strategy(model, width), **options)
   members, _, steps = base.partition("-")
   try:
     chunk = {"vmap": 0, "loop": 1}.get(members)
     if chunk is None:
       chunk = int(members.removeprefix("chunk"))
-    return train.Strategy(chunk, steps, fused)
+    return train.Strategy(chunk, steps, **options)
   except ValueError as e:
     raise ValueError(f"Bad strategy name {name!r}; use auto, vmap-<scan|host>, "
-                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by "
-                     "-fused.") from e
+                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by -g<G> "
+                     "and/or -fused.") from e
 
 
 def strategy_name(strategy: train.Strategy) -> str:
   members = {0: "vmap", 1: "loop"}.get(strategy.member_chunk, f"chunk{strategy.member_chunk}")
-  return f"{members}-{strategy.steps}" + ("-fused" if strategy.fused_dots else "")
+  return (f"{members}-{strategy.steps}" + (f"-g{strategy.groups}" if strategy.groups > 1 else "")
+          + ("-fused" if strategy.fused_dots else ""))
 
 
 def member_list(seeds: int, widths: Sequence[float]) -> tuple[train.Member, ...]:

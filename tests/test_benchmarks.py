@@ -96,9 +96,11 @@ def test_table_only_regenerates_markdown_and_readme_block(quick_results, tmp_pat
 
 def test_strategy_names_round_trip():
   from benchmarks import training  # pylint: disable=g-import-not-at-top
-  for name in ("vmap-scan", "loop-host", "chunk4-scan", "vmap-scan-fused"):
+  for name in ("vmap-scan", "loop-host", "chunk4-scan", "vmap-scan-fused", "vmap-scan-g2",
+               "chunk8-host-g3-fused"):
     assert training.strategy_name(training.parse_strategy(name, "mlp", 8)) == name
   assert training.parse_strategy("auto-fused", "mlp", 8).fused_dots
+  assert training.parse_strategy("auto-g1", "mlp", 8).groups == 1
   with pytest.raises(ValueError, match="Bad strategy name"):
     training.parse_strategy("fast", "mlp", 8)
 

@@ -1,6 +1,7 @@
 """Member-stacked training: vmapped members vs separate runs, strategies, resume, divergence."""
 import dataclasses
 import functools
+import os
 import re
 import threading
 
@@ -57,6 +58,42 @@ def test_execution_strategies_agree(setup, strategy):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("strategy", [train.Strategy(0, "scan", groups=2),
+                                      train.Strategy(0, "host", groups=3),
+                                      train.Strategy(2, "scan", groups=2)])
+def test_member_groups_train_the_same_models(setup, strategy):
+  """Groups only split the member axis of each step's vmap: 5 members in groups of 3 + 2 (or
+  2 + 2 + 1, or chunks of 2 split 1 + 1) train the models one vmap over all 5 trains."""
+  d, pool = setup
+  members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
+  _, ref, _, ref_metrics = _train(members, d, pool, train.Strategy(0, "scan"))
+  _, out, _, out_metrics = _train(members, d, pool, strategy)
+  for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ref_metrics["loss"], out_metrics["loss"], rtol=1e-5)
+
+
+def test_member_groups_are_separate_vmaps_in_one_program(setup):
+  """The grouped step program holds each of the step's dots once per group (the groups share
+  nothing XLA could merge back), with the group sizes of `group_bounds`."""
+  assert train.drivers.group_bounds(5, 2) == [(0, 3), (3, 5)]
+  assert train.drivers.group_bounds(9, 4) == [(0, 3), (3, 5), (5, 7), (7, 9)]
+  assert train.drivers.group_bounds(2, 8) == [(0, 1), (1, 2)]
+  d, pool = setup
+  members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
+  factory = train.make_optimizer("sgd", "constant", 10)
+  model, state, _ = train.init_members("mlp", members, 4, d["x"][:2], factory)
+  step = train.make_train_step(model, train.any_optimizer(factory), False)
+  keys = train.member_keys(members, 0)
+  inputs = batches.member_batches(keys, pool, BATCH, 2)
+  dots = lambda strategy: re.findall(r"dot_general[^\n]*-> tensor<(\d+)x", str(
+      train.Driver(step, strategy)._fn.lower(state, d, inputs, keys).compiler_ir()))
+  one = dots(train.Strategy(0, "scan"))
+  assert one and set(one) == {"5"}
+  grouped = dots(train.Strategy(0, "scan", groups=2))
+  assert sorted(grouped) == sorted(["3"] * len(one) + ["2"] * len(one))
+
+
 def test_fused_dots_change_the_step_program_not_the_training(setup):
   """`fused_dots` compiles other code for the MLP's steps (YNNPACK dot fusions on XLA:CPU; XLA
   leaves dots this small to its default below width 64) whose models agree with the default's
@@ -101,6 +138,14 @@ def test_strategy_options_parse_and_bad_ones_are_named():
   assert not train.resolve_strategy("1,host", "mlp", 64).fused_dots
   with pytest.raises(ValueError, match=r"Bad strategy 'auto,fast'.*fused_dots"):
     train.resolve_strategy("auto,fast", "mlp", 64)
+  assert train.resolve_strategy("auto,groups=1", "mlp", 64) == dataclasses.replace(auto,
+                                                                                   groups=1)
+  assert train.resolve_strategy("0,scan,groups=4,fused_dots", "mlp", 64) == train.Strategy(
+      0, "scan", True, 4)
+  with pytest.raises(ValueError, match=r"Bad strategy 'auto,groups=two'.*groups=<G>"):
+    train.resolve_strategy("auto,groups=two", "mlp", 64)
+  with pytest.raises(ValueError, match="groups must be >= 1.*got 0"):
+    train.resolve_strategy("0,scan,groups=0", "mlp", 64)
 
 
 def test_first_sgd_step_matches_hand_computation():
@@ -126,14 +171,20 @@ def test_unknown_optimizer_schedule_strategy():
     train.resolve_strategy("fast", "mlp", 8)
 
 
-def test_auto_strategy_follows_the_measured_winners():
+def test_auto_strategy_follows_the_measured_winners(monkeypatch):
   """The rules of benchmarks/results/h100_gpu_check.md (accelerators) and the CPU table."""
   one_at_a_time, vmapped = train.Strategy(1, "scan"), train.Strategy(0, "scan")
   for width, expected in ((4, vmapped), (8, vmapped), (16, one_at_a_time), (64, one_at_a_time)):
     assert train.auto_strategy("preact_resnet18", width, backend="gpu") == expected, width
   assert train.auto_strategy("preact_resnet18_scrub", 1, backend="tpu") == one_at_a_time
   assert train.auto_strategy("mlp", 4096, backend="gpu") == vmapped
-  assert train.auto_strategy("mlp", 512, backend="cpu") == vmapped
+  # Two member groups on CPU whatever the core count: group sizes can move the last bits.
+  for cores in (1, 2, 64):
+    monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+    assert train.auto_strategy("mlp", 512, backend="cpu") == train.Strategy(0, "scan", groups=2)
+  # ... and none where other programs share the cores (a sweep's stages).
+  assert train.auto_strategy("mlp", 512, backend="cpu", shares_cores=True) == vmapped
+  assert train.resolve_strategy("auto", "mlp", 64, shares_cores=True) == vmapped
   assert train.auto_strategy("mlp", 1024, backend="cpu") == one_at_a_time
   assert train.auto_strategy("preact_resnet18", 8, backend="cpu") == train.Strategy(1, "host")
   assert train.resolve_strategy("auto", "mlp", 64) == train.auto_strategy("mlp", 64)

@@ -75,7 +75,10 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   model, state, mask = train_lib.init_members(config.model.name, members, splits.num_classes,
                                               ctx.sample_x, tx_factory,
                                               **dict(config.model.kwargs))
-  strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths))
+  # Stages run side by side on the cores (experiments/stage_pool.py), so 'auto' forms no member
+  # groups; always, so the results do not depend on how many stages ran at once.
+  strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths),
+                                        shares_cores=True)
   tag = bucket_tag(widths)
   ckpt = StageCheckpointer(ctx.layout.trained(name, widths))
   # What determines the trained models: a checkpoint made under other settings is refused.

@@ -5,7 +5,12 @@ One single-model step, several drivers (measured in benchmarks/):
     (`member_chunk=1`, no vmap at all, so XLA:CPU keeps its fast plain convolutions);
   * steps: `scan` runs a whole epoch inside one compiled program (fast for MLPs everywhere and
     for everything on accelerators); `host` calls a compiled step from Python (XLA:CPU runs
-    convolutions inside `lax.scan` about 20x slower than outside).
+    convolutions inside `lax.scan` about 20x slower than outside);
+  * groups: a vmapped program's members split into `groups` consecutive groups, each vmapped
+    on its own inside the same step. XLA:CPU runs independent operations of one program on
+    several cores at once, but a single vmapped dot on one: with 2 groups the 2 cores each take
+    half of every step's products. 16 width-64 MLP members trained 1.2x faster that way on 2
+    Xeon cores, width 128 1.5x, width 256 1.15x (benchmarks/results/cpu-xeon-member-groups.md).
 Whatever the strategy, the same member sees the same data order and keys, so results agree up
 to float reassociation.
 
@@ -15,6 +20,10 @@ steps of widths 64-128 run 1.2-1.65x faster that way on 2 Xeon cores (width 256:
 the 3-seed sweep 1.3x (benchmarks/results/cpu-xeon-fused-dots.md); on 2 Zen 5 EPYC cores the
 sweep gains 3% (cpu-amd-epyc-zen5.md). Their last bits differ from the default's, so it is
 opt-in: the committed results are the default's.
+
+Groups and chunks change only the size of the member axis each dot sees; at some widths that
+changes the dots' last bits, so the strategy `auto` picks is fixed per backend and model, never
+per machine (the committed results reproduce on any CPU).
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
 STEP_MODES = ("scan", "host")
+CPU_MLP_GROUPS = 2
 # XLA:CPU debug option of the fused-dots step programs (the enum's full name: compiler_options
 # do not take the short spelling XLA_FLAGS accepts).
 FUSED_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
@@ -40,15 +50,19 @@ class Strategy:
   member_chunk: int = 0   # 0: all members in one vmap
   steps: str = "scan"
   fused_dots: bool = False   # XLA:CPU: dots fused with their elementwise neighbours (YNNPACK)
+  groups: int = 1   # vmapped member groups inside one step (run side by side by XLA:CPU)
 
   def __post_init__(self):
     if self.steps not in STEP_MODES:
       raise ValueError(f"Unknown step mode {self.steps!r}; allowed: {STEP_MODES}.")
     if self.member_chunk < 0:
       raise ValueError(f"member_chunk must be >= 0 (0 = all members), got {self.member_chunk}.")
+    if self.groups < 1:
+      raise ValueError(f"groups must be >= 1 (1 = one vmap over the members), got {self.groups}.")
 
 
-def auto_strategy(model_name: str, width: float, backend: str | None = None) -> Strategy:
+def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
+                  shares_cores: bool = False) -> Strategy:
   """Default strategy per backend and model family (benchmarks/results/h100_gpu_check.md).
 
   Accelerators: vmap every member and scan steps (small models only fill a GPU when batched),
@@ -57,8 +71,14 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None) -> 
   width measured: bfloat16 58.2k vs 46.7k at k=16 and 44k vs 26.2k at k=64, float32 39.5k vs
   19.4k at k=32 and 27.2k vs 9.4k at k=64. At k=8 the gain was 1.08x (55k vs 50.8k) for twice
   the compile time, so narrower ResNets stay vmapped.
-  CPU: MLPs up to width 512 vmap+scan; wider MLPs and all convolutional models one member at a
-  time, and convolutional models with a host step loop.
+  CPU: MLPs up to width 512 vmap+scan, in 2 member groups unless `shares_cores` (2, not the core
+  count: group sizes can change the last bits, and results must not depend on the machine);
+  wider MLPs and all convolutional models one member at a time, and convolutional models with a
+  host step loop.
+
+  shares_cores: the caller runs other programs side by side with this one (a sweep's stages), so
+  the cores are busy without groups. The 3-seed sweep of benchmarks/results/
+  cpu-xeon-member-groups.md took 264 s with groups against 218 s without.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
@@ -68,25 +88,33 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None) -> 
       return Strategy(1, "scan")
     return Strategy(0, "scan")
   if model_name == "mlp":
-    return Strategy(0 if width <= 512 else 1, "scan")
+    if width > 512:
+      return Strategy(1, "scan")
+    return Strategy(0, "scan", groups=1 if shares_cores else CPU_MLP_GROUPS)
   return Strategy(1, "host")
 
 
-def resolve_strategy(spec: str, model_name: str, width: float) -> Strategy:
+def resolve_strategy(spec: str, model_name: str, width: float, *,
+                     shares_cores: bool = False) -> Strategy:
   """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host'), either
-  optionally followed by ',fused_dots' (e.g. 'auto,fused_dots')."""
+  optionally followed by ',groups=<G>' and/or ',fused_dots' (e.g. 'auto,groups=1',
+  '0,scan,groups=4', 'auto,fused_dots'); shares_cores: see `auto_strategy`."""
   parts = [p.strip() for p in spec.split(",")]
-  fused_dots = "fused_dots" in parts
-  parts = [p for p in parts if p != "fused_dots"]
-  if parts == ["auto"]:
-    return dataclasses.replace(auto_strategy(model_name, width), fused_dots=fused_dots)
+  options = {}
   try:
+    for part in [p for p in parts if p == "fused_dots" or p.startswith("groups=")]:
+      parts.remove(part)
+      name, _, value = part.partition("=")
+      options[name] = int(value) if value else True
+    if parts == ["auto"]:
+      return dataclasses.replace(auto_strategy(model_name, width, shares_cores=shares_cores),
+                                 **options)
     chunk, steps = parts
-    return Strategy(int(chunk), steps, fused_dots)
+    return Strategy(int(chunk), steps, **options)
   except ValueError as e:
-    raise ValueError(f"Bad strategy {spec!r}; use 'auto' or '<member_chunk>,<scan|host>' "
-                     "such as '0,scan' or '1,host', optionally followed by ',fused_dots' "
-                     "(e.g. 'auto,fused_dots').") from e
+    raise ValueError(f"Bad strategy {spec!r} ({e}); use 'auto' or '<member_chunk>,<scan|host>' "
+                     "such as '0,scan' or '1,host', optionally followed by ',groups=<G>' "
+                     "and/or ',fused_dots' (e.g. 'auto,groups=1', 'auto,fused_dots').") from e
 
 
 class Driver:
@@ -119,6 +147,11 @@ class Driver:
         out = single(squeeze(carry), data, squeeze(inputs), key[0], *rest)
         return jax.tree.map(lambda x: x[None], out)
       self._fn = jax.jit(unbatched, compiler_options=options)
+    elif strategy.groups > 1:
+      grouped = _grouped_scan if strategy.steps == "scan" else _grouped_step
+      vstep = jax.vmap(one_step, in_axes=(0, None, 0, 0, None))
+      self._fn = jax.jit(lambda *args: grouped(vstep, strategy.groups, *args),
+                         compiler_options=options)
     else:
       in_axes = (0, None, 0, 0) + ((None,) if strategy.steps == "host" else ())
       self._fn = jax.jit(jax.vmap(single, in_axes=in_axes), compiler_options=options)
@@ -138,3 +171,46 @@ class Driver:
     return member_chunks.map_member_chunks(
         lambda c, i, k: self._run_chunk(c, data, i, k), self.strategy.member_chunk, carry,
         inputs, keys)
+
+
+def group_bounds(num: int, groups: int) -> list[tuple[int, int]]:
+  """[start, stop) of `groups` consecutive member groups of near-equal size (larger ones first),
+  at most one group per member."""
+  groups = min(groups, num)
+  sizes = [num // groups + (g < num % groups) for g in range(groups)]
+  stops = [sum(sizes[:g + 1]) for g in range(groups)]
+  return list(zip([0] + stops[:-1], stops))
+
+
+def _split_groups(groups: int, *trees) -> list[tuple]:
+  num = jax.tree.leaves(trees[0])[0].shape[0]
+  return [tuple(jax.tree.map(lambda x: x[lo:hi], t) for t in trees)
+          for lo, hi in group_bounds(num, groups)]
+
+
+def _concat_members(outs, axis: int = 0):
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=axis), *outs)
+
+
+def _grouped_step(vstep, groups, carry, data, inputs, keys, t):
+  """One step of every member, each group vmapped on its own."""
+  outs = [vstep(c, data, i, k, t) for c, i, k in _split_groups(groups, carry, inputs, keys)]
+  return _concat_members([o[0] for o in outs]), _concat_members([o[1] for o in outs])
+
+
+def _grouped_scan(vstep, groups, carry, data, inputs, keys):
+  """All steps in one scan whose body steps each group vmapped on its own; the carry stays split
+  across steps, so the groups share no data and run side by side."""
+  parts = _split_groups(groups, carry, inputs, keys)
+  steps_first = lambda tree: jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), tree)
+  keys = [k for _, _, k in parts]
+
+  def body(carries, xs):
+    step_inputs, t = xs
+    outs = [vstep(c, data, i, k, t) for c, i, k in zip(carries, step_inputs, keys)]
+    return [o[0] for o in outs], [o[1] for o in outs]
+
+  steps = jax.tree.leaves(inputs)[0].shape[1]
+  carries, metrics = jax.lax.scan(
+      body, [c for c, _, _ in parts], ([steps_first(i) for _, i, _ in parts], jnp.arange(steps)))
+  return _concat_members(carries), steps_first(_concat_members(metrics, axis=1))
