@@ -9,8 +9,9 @@ One single-model step, several drivers (measured in benchmarks/):
   * groups: a vmapped program's members split into `groups` consecutive groups, each vmapped
     on its own inside the same step. XLA:CPU runs independent operations of one program on
     several cores at once, but a single vmapped dot on one: with 2 groups the 2 cores each take
-    half of every step's products. 16 width-64 MLP members trained 1.2x faster that way on 2
-    Xeon cores, width 128 1.5x, width 256 1.15x (benchmarks/results/cpu-xeon-member-groups.md).
+    half of every step's products. 16 MLP members' steps ran 1.1x (width 64), 1.6x (128) and
+    1.2x (256) faster that way on 2 Xeon cores; end to end, width 256 trained 1.1-1.27x faster
+    and width 64 within noise (benchmarks/results/cpu-xeon-member-groups.md).
 Whatever the strategy, the same member sees the same data order and keys, so results agree up
 to float reassociation.
 
