@@ -231,7 +231,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--cache_dir", default=None, help="JAX persistent compilation cache dir")
   parser.add_argument("--strategy", default="auto",
                       help="JAX execution strategy: 'auto' (all members in one vmapped program "
-                           "on CPU, in 2 member groups), 'auto,groups=1' (one vmap) or "
+                           "on CPU, in 2 member groups from width 128 up), 'auto,groups=1' (one "
+                           "vmap) or "
                            "'<member_chunk>,<scan|host>', e.g. '8,scan' (chunks of 8 members, "
                            "side by side on CPU)")
   parser.add_argument("--out", default=None, help="append the markdown table to this file")

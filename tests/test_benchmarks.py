@@ -1,4 +1,5 @@
 """The benchmark command end to end at the tiniest sizes, its tables, and the GPU check script."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -100,7 +101,9 @@ def test_strategy_names_round_trip():
                "chunk8-host-g3-fused"):
     assert training.strategy_name(training.parse_strategy(name, "mlp", 8)) == name
   assert training.parse_strategy("auto-fused", "mlp", 8).fused_dots
-  assert training.parse_strategy("auto-g1", "mlp", 8).groups == 1
+  assert training.parse_strategy("auto-g3", "mlp", 8).groups == 3
+  assert training.parse_strategy("auto-g1-fused", "mlp", 256) == dataclasses.replace(
+      training.train.auto_strategy("mlp", 256), groups=1, fused_dots=True)
   with pytest.raises(ValueError, match="Bad strategy name"):
     training.parse_strategy("fast", "mlp", 8)
 

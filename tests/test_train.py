@@ -74,8 +74,8 @@ def test_member_groups_train_the_same_models(setup, strategy):
 
 
 def test_member_groups_are_separate_vmaps_in_one_program(setup):
-  """The grouped step program holds each of the step's dots once per group (the groups share
-  nothing XLA could merge back), with the group sizes of `group_bounds`."""
+  """The grouped step program, as lowered for XLA, holds each of the step's dots once per group,
+  with the group sizes of `group_bounds`."""
   assert train.drivers.group_bounds(5, 2) == [(0, 3), (3, 5)]
   assert train.drivers.group_bounds(9, 4) == [(0, 3), (3, 5), (5, 7), (7, 9)]
   assert train.drivers.group_bounds(2, 8) == [(0, 1), (1, 2)]
@@ -146,6 +146,8 @@ def test_strategy_options_parse_and_bad_ones_are_named():
     train.resolve_strategy("auto,groups=two", "mlp", 64)
   with pytest.raises(ValueError, match="groups must be >= 1.*got 0"):
     train.resolve_strategy("0,scan,groups=0", "mlp", 64)
+  with pytest.raises(ValueError, match=r"Bad strategy 'auto,groups='"):
+    train.resolve_strategy("auto,groups=", "mlp", 64)
 
 
 def test_first_sgd_step_matches_hand_computation():
@@ -178,13 +180,17 @@ def test_auto_strategy_follows_the_measured_winners(monkeypatch):
     assert train.auto_strategy("preact_resnet18", width, backend="gpu") == expected, width
   assert train.auto_strategy("preact_resnet18_scrub", 1, backend="tpu") == one_at_a_time
   assert train.auto_strategy("mlp", 4096, backend="gpu") == vmapped
-  # Two member groups on CPU whatever the core count: group sizes can move the last bits.
+  # Two member groups on CPU from width 128 up, whatever the core count: group sizes can move
+  # the last bits.
   for cores in (1, 2, 64):
     monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
-    assert train.auto_strategy("mlp", 512, backend="cpu") == train.Strategy(0, "scan", groups=2)
+    for width in (128, 512):
+      assert train.auto_strategy("mlp", width, backend="cpu") == train.Strategy(0, "scan",
+                                                                                groups=2)
+    assert train.auto_strategy("mlp", 64, backend="cpu") == vmapped
   # ... and none where other programs share the cores (a sweep's stages).
   assert train.auto_strategy("mlp", 512, backend="cpu", shares_cores=True) == vmapped
-  assert train.resolve_strategy("auto", "mlp", 64, shares_cores=True) == vmapped
+  assert train.resolve_strategy("auto", "mlp", 256, shares_cores=True) == vmapped
   assert train.auto_strategy("mlp", 1024, backend="cpu") == one_at_a_time
   assert train.auto_strategy("preact_resnet18", 8, backend="cpu") == train.Strategy(1, "host")
   assert train.resolve_strategy("auto", "mlp", 64) == train.auto_strategy("mlp", 64)

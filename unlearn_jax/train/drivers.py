@@ -11,7 +11,7 @@ One single-model step, several drivers (measured in benchmarks/):
     several cores at once, but a single vmapped dot on one: with 2 groups the 2 cores each take
     half of every step's products. 16 MLP members' steps ran 1.1x (width 64), 1.6x (128) and
     1.2x (256) faster that way on 2 Xeon cores; end to end, width 256 trained 1.1-1.27x faster
-    and width 64 within noise (benchmarks/results/cpu-xeon-member-groups.md).
+    and width 64 no faster (benchmarks/results/cpu-xeon-member-groups.md).
 Whatever the strategy, the same member sees the same data order and keys, so results agree up
 to float reassociation.
 
@@ -40,7 +40,7 @@ PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
 STEP_MODES = ("scan", "host")
-CPU_MLP_GROUPS = 2
+CPU_MLP_GROUPS, CPU_MLP_GROUPS_FROM_WIDTH = 2, 128   # auto_strategy's member groups on CPU
 # XLA:CPU debug option of the fused-dots step programs (the enum's full name: compiler_options
 # do not take the short spelling XLA_FLAGS accepts).
 FUSED_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
@@ -72,14 +72,17 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   width measured: bfloat16 58.2k vs 46.7k at k=16 and 44k vs 26.2k at k=64, float32 39.5k vs
   19.4k at k=32 and 27.2k vs 9.4k at k=64. At k=8 the gain was 1.08x (55k vs 50.8k) for twice
   the compile time, so narrower ResNets stay vmapped.
-  CPU: MLPs up to width 512 vmap+scan, in 2 member groups unless `shares_cores` (2, not the core
-  count: group sizes can change the last bits, and results must not depend on the machine);
+  CPU: MLPs up to width 512 vmap+scan, from width 128 up in 2 member groups unless
+  `shares_cores` (2, not the core count: group sizes can change the last bits, and results must
+  not depend on the machine). Below width 128 groups gained nothing end to end: 16 width-64
+  members trained 0.82-1.06x as fast with them, the grouped program compiling 0.5-1 s longer;
+  width 256 trained 1.1-1.27x faster (benchmarks/results/cpu-xeon-member-groups.md).
   wider MLPs and all convolutional models one member at a time, and convolutional models with a
   host step loop.
 
   shares_cores: the caller runs other programs side by side with this one (a sweep's stages), so
-  the cores are busy without groups. The 3-seed sweep of benchmarks/results/
-  cpu-xeon-member-groups.md took 264 s with groups against 218 s without.
+  the cores are busy without groups. The 3-seed sweep of cpu-xeon-member-groups.md took 264 s
+  with groups against 218 s without.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
@@ -91,7 +94,8 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   if model_name == "mlp":
     if width > 512:
       return Strategy(1, "scan")
-    return Strategy(0, "scan", groups=1 if shares_cores else CPU_MLP_GROUPS)
+    grouped = width >= CPU_MLP_GROUPS_FROM_WIDTH and not shares_cores
+    return Strategy(0, "scan", groups=CPU_MLP_GROUPS if grouped else 1)
   return Strategy(1, "host")
 
 
@@ -105,8 +109,10 @@ def resolve_strategy(spec: str, model_name: str, width: float, *,
   try:
     for part in [p for p in parts if p == "fused_dots" or p.startswith("groups=")]:
       parts.remove(part)
-      name, _, value = part.partition("=")
-      options[name] = int(value) if value else True
+      if part == "fused_dots":
+        options["fused_dots"] = True
+      else:
+        options["groups"] = int(part.removeprefix("groups="))
     if parts == ["auto"]:
       return dataclasses.replace(auto_strategy(model_name, width, shares_cores=shares_cores),
                                  **options)
