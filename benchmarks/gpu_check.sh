@@ -116,7 +116,7 @@ if [[ "$backend" == "gpu" ]]; then
   ( part "a (GPU tests, beside d)" "$CAP_TESTS_S" 1 "$OUT_DIR/gpu_tests.log" \
       env JAX_PLATFORMS=cuda UNLEARN_JAX_TEST_PLATFORM=cuda JAX_DEFAULT_MATMUL_PRECISION=highest \
       XLA_PYTHON_CLIENT_PREALLOCATE=false \
-      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -q -rfE --tb=line > /dev/null
+      "$PYTHON" -m pytest tests/test_models.py tests/test_train.py -n 0 -q -rfE --tb=line > /dev/null
     grep -E "^(FAILED|ERROR) " "$OUT_DIR/gpu_tests.log" >> "$SUMMARY" 2>/dev/null ) &
   tests_pid=$!
 

@@ -76,6 +76,12 @@ def sweep_table(doc: dict) -> str:
   return "\n".join(lines)
 
 
+def _members_kind(name: str) -> str:
+  """'vmap', 'chunk' or 'loop': how a strategy name splits the members ('vmap-scan-c2' is 2
+  chunks of vmapped members)."""
+  return "chunk" if re.search(r"-c\d+(-|$)", name) else re.match(r"[a-z]+", name).group()
+
+
 def strategy_table(doc: dict) -> str:
   """Per training case, the best strategy of each kind (vmap / chunk / loop) and the winner.
 
@@ -92,7 +98,7 @@ def strategy_table(doc: dict) -> str:
   for (bench, model, dataset, width, members), rows in cases.items():
     best = {}
     for kind in ("vmap", "chunk", "loop"):
-      of_kind = [r for r in rows if r["strategy"].startswith(kind)]
+      of_kind = [r for r in rows if _members_kind(r["strategy"]) == kind]
       best[kind] = max(of_kind, key=lambda r: r["rate"]) if of_kind else None
     winner = max(rows, key=lambda r: r["rate"])
     cell = lambda r: "-" if r is None else f"{r['strategy']} {number(r['rate'])}"

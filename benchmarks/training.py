@@ -60,15 +60,16 @@ def load(workload: Workload) -> tuple[dict, int]:
 
 
 def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
-  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally followed by '-g<G>'
-  (`Strategy.groups`, e.g. 'vmap-scan-g2') and/or '-fused' (`Strategy.fused_dots`, e.g.
-  'vmap-scan-fused') -> train.Strategy."""
+  """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally followed by '-c<N>'
+  (`Strategy.chunks`, e.g. 'vmap-scan-c2'), '-g<G>' (`Strategy.groups`, e.g. 'vmap-scan-g2')
+  and/or '-fused' (`Strategy.fused_dots`, e.g. 'vmap-scan-fused') -> train.Strategy."""
   base, options = name, {}
   if base.endswith("-fused"):
     base, options["fused_dots"] = base.removesuffix("-fused"), True
-  head, _, last = base.rpartition("-")
-  if re.fullmatch(r"g\d+", last):
-    base, options["groups"] = head, int(last[1:])
+  for option, letter in (("groups", "g"), ("chunks", "c")):
+    head, _, last = base.rpartition("-")
+    if re.fullmatch(letter + r"\d+", last):
+      base, options[option] = head, int(last[1:])
   if base == "auto":
     return dataclasses.replace(train.auto_strategy(model, width), **options)
   members, _, steps = base.partition("-")
@@ -79,13 +80,14 @@ def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
     return train.Strategy(chunk, steps, **options)
   except ValueError as e:
     raise ValueError(f"Bad strategy name {name!r}; use auto, vmap-<scan|host>, "
-                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by -g<G> "
-                     "and/or -fused.") from e
+                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by -c<N>, "
+                     "-g<G> and/or -fused.") from e
 
 
 def strategy_name(strategy: train.Strategy) -> str:
   members = {0: "vmap", 1: "loop"}.get(strategy.member_chunk, f"chunk{strategy.member_chunk}")
-  return (f"{members}-{strategy.steps}" + (f"-g{strategy.groups}" if strategy.groups > 1 else "")
+  return (f"{members}-{strategy.steps}" + (f"-c{strategy.chunks}" if strategy.chunks > 1 else "")
+          + (f"-g{strategy.groups}" if strategy.groups > 1 else "")
           + ("-fused" if strategy.fused_dots else ""))
 
 

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -30,25 +29,18 @@ def quick_results(tmp_path_factory):
   # conftest.py does for every in-process test) and use one CPU device.
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
   env.pop("XLA_FLAGS", None)
-  start = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, "-m", "benchmarks.run", "--quick", "--models=mlp",
        "--strategies=vmap-scan,loop-host,dots-only", f"--out={out}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-  elapsed = time.perf_counter() - start
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out) as f:
     doc = json.load(f)
-  return doc, out, proc.stdout, elapsed
-
-
-def test_quick_run_is_fast(quick_results):
-  *_, elapsed = quick_results
-  assert elapsed < 60, f"quick benchmark run took {elapsed:.0f} s"   # ~20-30 s on 2 cores
+  return doc, out, proc.stdout
 
 
 def test_quick_results_have_fields_and_positive_rates(quick_results):
-  doc, out, stdout, _ = quick_results
+  doc, out, stdout = quick_results
   assert MACHINE_FIELDS <= set(doc["machine"])
   assert doc["machine"]["backend"] == "cpu" and doc["machine"]["cpu_count"] >= 1
   assert doc["settings"]["quick"] is True and not doc["errors"]
@@ -82,7 +74,7 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
 
 
 def test_table_only_regenerates_markdown_and_readme_block(quick_results, tmp_path):
-  doc, out, _, _ = quick_results
+  doc, out, _ = quick_results
   proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--table-only", str(out)],
                         cwd=ROOT, capture_output=True, text=True, timeout=60)
   assert proc.returncode == 0, proc.stderr
@@ -98,10 +90,13 @@ def test_table_only_regenerates_markdown_and_readme_block(quick_results, tmp_pat
 def test_strategy_names_round_trip():
   from benchmarks import training  # pylint: disable=g-import-not-at-top
   for name in ("vmap-scan", "loop-host", "chunk4-scan", "vmap-scan-fused", "vmap-scan-g2",
-               "chunk8-host-g3-fused"):
+               "chunk8-host-g3-fused", "vmap-scan-c2", "vmap-host-c3-g2-fused"):
     assert training.strategy_name(training.parse_strategy(name, "mlp", 8)) == name
   assert training.parse_strategy("auto-fused", "mlp", 8).fused_dots
   assert training.parse_strategy("auto-g3", "mlp", 8).groups == 3
+  assert training.parse_strategy("auto-c1", "mlp", 8).chunks == 1
+  assert report._members_kind("vmap-scan-c2") == "chunk"   # pylint: disable=protected-access
+  assert report._members_kind("vmap-scan-g2") == "vmap"   # pylint: disable=protected-access
   assert training.parse_strategy("auto-g1-fused", "mlp", 256) == dataclasses.replace(
       training.train.auto_strategy("mlp", 256), groups=1, fused_dots=True)
   with pytest.raises(ValueError, match="Bad strategy name"):

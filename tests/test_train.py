@@ -60,10 +60,13 @@ def test_execution_strategies_agree(setup, strategy):
 
 @pytest.mark.parametrize("strategy", [train.Strategy(0, "scan", groups=2),
                                       train.Strategy(0, "host", groups=3),
-                                      train.Strategy(2, "scan", groups=2)])
-def test_member_groups_train_the_same_models(setup, strategy):
-  """Groups only split the member axis of each step's vmap: 5 members in groups of 3 + 2 (or
-  2 + 2 + 1, or chunks of 2 split 1 + 1) train the models one vmap over all 5 trains."""
+                                      train.Strategy(2, "scan", groups=2),
+                                      train.Strategy(0, "scan", chunks=2),
+                                      train.Strategy(0, "host", chunks=4, groups=2)])
+def test_member_groups_and_chunks_train_the_same_models(setup, strategy):
+  """Groups and chunks only split the member axis: 5 members in groups of 3 + 2 (or 2 + 2 + 1,
+  or chunks of 2 split 1 + 1, or 2 chunks of 3 + 2, or 4 chunks of 2, 2, 1 split 1 + 1) train
+  the models one vmap over all 5 trains."""
   d, pool = setup
   members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
   _, ref, _, ref_metrics = _train(members, d, pool, train.Strategy(0, "scan"))
@@ -148,6 +151,18 @@ def test_strategy_options_parse_and_bad_ones_are_named():
     train.resolve_strategy("0,scan,groups=0", "mlp", 64)
   with pytest.raises(ValueError, match=r"Bad strategy 'auto,groups='"):
     train.resolve_strategy("auto,groups=", "mlp", 64)
+  assert train.resolve_strategy("auto,chunks=1", "mlp", 64) == dataclasses.replace(auto,
+                                                                                   chunks=1)
+  assert train.resolve_strategy("0,scan,chunks=3,groups=2", "mlp", 64) == train.Strategy(
+      0, "scan", groups=2, chunks=3)
+  with pytest.raises(ValueError, match=r"Bad strategy '4,scan,chunks=2'.*member_chunk=4.*not both"):
+    train.resolve_strategy("4,scan,chunks=2", "mlp", 64)
+  with pytest.raises(ValueError, match="chunks must be >= 1.*got 0"):
+    train.resolve_strategy("0,scan,chunks=0", "mlp", 64)
+  # chunks=N: ceil(S / N) members per call; member_chunk: that many.
+  assert [train.Strategy(chunks=2).chunk_size(s) for s in (1, 5, 16)] == [1, 3, 8]
+  assert train.Strategy(chunks=8).chunk_size(3) == 1
+  assert train.Strategy(4).chunk_size(16) == 4 and train.Strategy().chunk_size(16) == 0
 
 
 def test_first_sgd_step_matches_hand_computation():
@@ -180,14 +195,12 @@ def test_auto_strategy_follows_the_measured_winners(monkeypatch):
     assert train.auto_strategy("preact_resnet18", width, backend="gpu") == expected, width
   assert train.auto_strategy("preact_resnet18_scrub", 1, backend="tpu") == one_at_a_time
   assert train.auto_strategy("mlp", 4096, backend="gpu") == vmapped
-  # Two member groups on CPU from width 128 up, whatever the core count: group sizes can move
-  # the last bits.
+  # Two member chunks on CPU, whatever the core count: chunk sizes can move the last bits.
   for cores in (1, 2, 64):
     monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
-    for width in (128, 512):
+    for width in (8, 64, 128, 512):
       assert train.auto_strategy("mlp", width, backend="cpu") == train.Strategy(0, "scan",
-                                                                                groups=2)
-    assert train.auto_strategy("mlp", 64, backend="cpu") == vmapped
+                                                                                chunks=2)
   # ... and none where other programs share the cores (a sweep's stages).
   assert train.auto_strategy("mlp", 512, backend="cpu", shares_cores=True) == vmapped
   assert train.resolve_strategy("auto", "mlp", 256, shares_cores=True) == vmapped

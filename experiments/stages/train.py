@@ -132,7 +132,7 @@ def _train(ctx, name, widths, model, state, tx_factory, pool_idx, stream, member
 
   data = ctx.data
   keys = train_lib.member_keys(members, stream)
-  if strategy.member_chunk == 0 and jax.device_count() > 1:
+  if strategy.chunk_size(num) == 0 and jax.device_count() > 1:
     mesh = sharding.member_mesh()
     padded = sharding.padded_count(num, jax.device_count())
     state = sharding.shard_members(sharding.pad_members(state, padded), mesh)

@@ -15,7 +15,10 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import os
+import threading
 import time
 from typing import Callable
 
@@ -48,23 +51,46 @@ def member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps:
   are hashed in numpy while that costs less than compiling their draw would
   (`HOST_SORT_KEYS_BUDGET_S`). The indices are the same either way (tested).
   """
-  return start_member_batches(keys, pool_idx, batch_size, steps, first_permutation)()
+  return _start(keys, pool_idx, batch_size, steps, first_permutation, background=False)()
 
 
 def start_member_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
                          first_permutation=0) -> Callable[[], jax.Array]:
-  """`member_batches` in two halves: this call dispatches the device work, calling what it
-  returns gives the batches. XLA:CPU runs programs in the order they were dispatched, so a
-  loop that starts its next batches before it dispatches the current steps sorts them on the
-  host while the steps run, instead of waiting for the steps to finish first."""
+  """`member_batches` in two halves: this call dispatches the device work and starts the host
+  sorts in a background thread, calling what it returns gives the batches. So a loop that
+  starts its next batches before it dispatches the current steps sorts them while the steps
+  run, even where the steps' call blocks until they are done (member chunks side by side):
+  16 members x 4,000 examples take 6-7 ms of numpy per epoch, 15% of an epoch of the width-64
+  MLP in two chunks of 8."""
+  return _start(keys, pool_idx, batch_size, steps, first_permutation, background=True)
+
+
+def _start(keys, pool_idx, batch_size: int, steps: int, first_permutation, *,
+           background: bool) -> Callable[[], jax.Array]:
   args = (keys, pool_idx, first_permutation)
   if any(isinstance(a, jax.core.Tracer) for a in args):
     batches = _vmapped_batches(keys, pool_idx, batch_size, steps, first_permutation)  # inline
   elif _sort_on_host(*args):
-    return _start_host_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
+    finish = _start_host_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
+    return _sorter().submit(finish).result if background else finish
   else:
     batches = _device_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
   return lambda: batches
+
+
+_SORTER: concurrent.futures.ThreadPoolExecutor | None = None
+_SORTER_LOCK = threading.Lock()
+
+
+def _sorter() -> concurrent.futures.ThreadPoolExecutor:
+  """Threads for the host sorts, apart from the member chunks' (they would queue behind the
+  chunks they are meant to run beside): one per core, as threads that train side by side
+  (a sweep's stages) each start their own."""
+  global _SORTER
+  with _SORTER_LOCK:
+    if _SORTER is None:
+      _SORTER = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "member_batches")
+    return _SORTER
 
 
 def _vmapped_batches(keys, pool_idx, batch_size: int, steps: int, first_permutation):
@@ -154,7 +180,7 @@ def _start_host_member_batches(keys, pool_idx, batch_size: int, steps: int, firs
 
   def finish():
     nonlocal sort_keys
-    if on_host:   # here, so that it runs while the steps dispatched after the start do
+    if on_host:   # here, so that it runs in the background with the sorts
       start = time.perf_counter()
       sort_keys = host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
                                  np.asarray(first_permutation))

@@ -1,8 +1,10 @@
 """How a single-model step function is executed over a member axis and over steps.
 
 One single-model step, several drivers (measured in benchmarks/):
-  * members: all vmapped at once, in chunks of `member_chunk` vmapped members, or one at a time
-    (`member_chunk=1`, no vmap at all, so XLA:CPU keeps its fast plain convolutions);
+  * members: all vmapped at once, in chunks of `member_chunk` vmapped members (or in `chunks`
+    chunks), each chunk its own call, or one at a time (`member_chunk=1`, no vmap at all, so
+    XLA:CPU keeps its fast plain convolutions). On CPU the chunks run side by side in threads
+    (`member_chunks`), each program on about one core;
   * steps: `scan` runs a whole epoch inside one compiled program (fast for MLPs everywhere and
     for everything on accelerators); `host` calls a compiled step from Python (XLA:CPU runs
     convolutions inside `lax.scan` about 20x slower than outside);
@@ -10,8 +12,9 @@ One single-model step, several drivers (measured in benchmarks/):
     on its own inside the same step. XLA:CPU runs independent operations of one program on
     several cores at once, but a single vmapped dot on one: with 2 groups the 2 cores each take
     half of every step's products. 16 MLP members' steps ran 1.1x (width 64), 1.6x (128) and
-    1.2x (256) faster that way on 2 Xeon cores; end to end, width 256 trained 1.1-1.27x faster
-    and width 64 no faster (benchmarks/results/cpu-xeon-member-groups.md).
+    1.2x (256) faster that way on 2 Xeon cores, but two chunks side by side ran faster still
+    (2.3x, 1.8x, 1.3x; likely because one program's threads meet at every operation, the
+    chunks' once per call: benchmarks/results/cpu-xeon-member-groups.md, cpu-amd-epyc-zen3.md).
 Whatever the strategy, the same member sees the same data order and keys, so results agree up
 to float reassociation.
 
@@ -40,7 +43,7 @@ PyTree = Any
 StepFn = Callable[[PyTree, PyTree, PyTree, jax.Array], tuple[PyTree, PyTree]]
 
 STEP_MODES = ("scan", "host")
-CPU_MLP_GROUPS, CPU_MLP_GROUPS_FROM_WIDTH = 2, 128   # auto_strategy's member groups on CPU
+CPU_MLP_CHUNKS = 2   # auto_strategy's member chunks for CPU MLPs
 # XLA:CPU debug option of the fused-dots step programs (the enum's full name: compiler_options
 # do not take the short spelling XLA_FLAGS accepts).
 FUSED_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
@@ -52,6 +55,7 @@ class Strategy:
   steps: str = "scan"
   fused_dots: bool = False   # XLA:CPU: dots fused with their elementwise neighbours (YNNPACK)
   groups: int = 1   # vmapped member groups inside one step (run side by side by XLA:CPU)
+  chunks: int = 1   # consecutive member chunks, each its own call (side by side on CPU)
 
   def __post_init__(self):
     if self.steps not in STEP_MODES:
@@ -60,6 +64,17 @@ class Strategy:
       raise ValueError(f"member_chunk must be >= 0 (0 = all members), got {self.member_chunk}.")
     if self.groups < 1:
       raise ValueError(f"groups must be >= 1 (1 = one vmap over the members), got {self.groups}.")
+    if self.chunks < 1:
+      raise ValueError(f"chunks must be >= 1 (1 = all members in one call), got {self.chunks}.")
+    if self.chunks > 1 and self.member_chunk:
+      raise ValueError(f"Give the members per chunk (member_chunk={self.member_chunk}) or the "
+                       f"number of chunks (chunks={self.chunks}), not both.")
+
+  def chunk_size(self, num_members: int) -> int:
+    """Members per compiled call (`member_chunks.map_member_chunks`; 0: all at once)."""
+    if self.chunks > 1:
+      return -(-num_members // self.chunks)
+    return self.member_chunk
 
 
 def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
@@ -72,17 +87,16 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   width measured: bfloat16 58.2k vs 46.7k at k=16 and 44k vs 26.2k at k=64, float32 39.5k vs
   19.4k at k=32 and 27.2k vs 9.4k at k=64. At k=8 the gain was 1.08x (55k vs 50.8k) for twice
   the compile time, so narrower ResNets stay vmapped.
-  CPU: MLPs up to width 512 vmap+scan, from width 128 up in 2 member groups unless
-  `shares_cores` (2, not the core count: group sizes can change the last bits, and results must
-  not depend on the machine). Below width 128 groups gained nothing end to end: 16 width-64
-  members trained 0.82-1.06x as fast with them, the grouped program compiling 0.5-1 s longer;
-  width 256 trained 1.1-1.27x faster (benchmarks/results/cpu-xeon-member-groups.md).
-  wider MLPs and all convolutional models one member at a time, and convolutional models with a
-  host step loop.
+  CPU: MLPs up to width 512 vmap+scan in 2 member chunks side by side unless `shares_cores`
+  (2, not the core count: chunk sizes can change the last bits, and results must not depend on
+  the machine; one core runs them in turn). 16 members trained 1.36-1.58x faster end to end
+  that way at width 64 and 1.17-1.21x at width 256 than in 2 member groups, 1.4-1.6x and
+  1.2-1.4x than in one vmap (benchmarks/results/cpu-amd-epyc-zen3.md). Wider MLPs and all
+  convolutional models one member at a time, and convolutional models with a host step loop.
 
   shares_cores: the caller runs other programs side by side with this one (a sweep's stages), so
-  the cores are busy without groups. The 3-seed sweep of cpu-xeon-member-groups.md took 264 s
-  with groups against 218 s without.
+  the cores are busy without chunks or groups. The 3-seed sweep of cpu-xeon-member-groups.md
+  took 264 s with 2 groups against 218 s without.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
@@ -94,25 +108,25 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   if model_name == "mlp":
     if width > 512:
       return Strategy(1, "scan")
-    grouped = width >= CPU_MLP_GROUPS_FROM_WIDTH and not shares_cores
-    return Strategy(0, "scan", groups=CPU_MLP_GROUPS if grouped else 1)
+    return Strategy(0, "scan", chunks=1 if shares_cores else CPU_MLP_CHUNKS)
   return Strategy(1, "host")
 
 
 def resolve_strategy(spec: str, model_name: str, width: float, *,
                      shares_cores: bool = False) -> Strategy:
   """Parses a config string 'auto' | '<chunk>,<scan|host>' (e.g. '0,scan', '1,host'), either
-  optionally followed by ',groups=<G>' and/or ',fused_dots' (e.g. 'auto,groups=1',
-  '0,scan,groups=4', 'auto,fused_dots'); shares_cores: see `auto_strategy`."""
+  optionally followed by ',chunks=<N>', ',groups=<G>' and/or ',fused_dots' (e.g.
+  'auto,chunks=1', '0,scan,groups=4', 'auto,fused_dots'); shares_cores: see `auto_strategy`."""
   parts = [p.strip() for p in spec.split(",")]
   options = {}
   try:
-    for part in [p for p in parts if p == "fused_dots" or p.startswith("groups=")]:
+    for part in [p for p in parts if p == "fused_dots" or p.startswith(("groups=", "chunks="))]:
       parts.remove(part)
       if part == "fused_dots":
         options["fused_dots"] = True
       else:
-        options["groups"] = int(part.removeprefix("groups="))
+        name, _, count = part.partition("=")
+        options[name] = int(count)
     if parts == ["auto"]:
       return dataclasses.replace(auto_strategy(model_name, width, shares_cores=shares_cores),
                                  **options)
@@ -120,8 +134,9 @@ def resolve_strategy(spec: str, model_name: str, width: float, *,
     return Strategy(int(chunk), steps, **options)
   except ValueError as e:
     raise ValueError(f"Bad strategy {spec!r} ({e}); use 'auto' or '<member_chunk>,<scan|host>' "
-                     "such as '0,scan' or '1,host', optionally followed by ',groups=<G>' "
-                     "and/or ',fused_dots' (e.g. 'auto,groups=1', 'auto,fused_dots').") from e
+                     "such as '0,scan' or '1,host', optionally followed by ',chunks=<N>', "
+                     "',groups=<G>' and/or ',fused_dots' (e.g. 'auto,chunks=1', "
+                     "'auto,fused_dots').") from e
 
 
 class Driver:
@@ -176,8 +191,8 @@ class Driver:
   def __call__(self, carry, data, inputs, keys):
     """Returns (carry, metrics) with metrics stacked (S, T, ...)."""
     return member_chunks.map_member_chunks(
-        lambda c, i, k: self._run_chunk(c, data, i, k), self.strategy.member_chunk, carry,
-        inputs, keys)
+        lambda c, i, k: self._run_chunk(c, data, i, k), self.strategy.chunk_size(keys.shape[0]),
+        carry, inputs, keys)
 
 
 def group_bounds(num: int, groups: int) -> list[tuple[int, int]]:

@@ -31,6 +31,12 @@ def threefry2x32(k1, k2, x1, x2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _threefry_block(k1, k2, x1, x2) -> tuple[np.ndarray, np.ndarray]:
+  # The hash is arithmetic modulo 2^32: numpy warns of wrapping on 0-d inputs, which is meant.
+  with np.errstate(over="ignore"):
+    return _threefry_rounds(k1, k2, x1, x2)
+
+
+def _threefry_rounds(k1, k2, x1, x2) -> tuple[np.ndarray, np.ndarray]:
   ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
   x1, x2 = x1 + ks[0], x2 + ks[1]   # new arrays, updated in place below
   tmp = np.empty_like(x2)

@@ -94,7 +94,8 @@ def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
     return np.concatenate([np.asarray(fn(p, bs, x[i:i + batch_size]))
                            for i in range(0, len(x), batch_size)], axis=1)
 
-  return map_member_chunks(chunk_logits, strategy.member_chunk, params, batch_stats,
+  num = jax.tree.leaves(params)[0].shape[0]
+  return map_member_chunks(chunk_logits, strategy.chunk_size(num), params, batch_stats,
                            concatenate=np.concatenate)
 
 
