@@ -332,7 +332,7 @@ class Projector:
           momentum=t.momentum)
       model, state, mask = lib.init_members(c.model.name, members, self.splits.num_classes,
                                             self.sample_x, tx_factory, **self.model_kwargs)
-      strategy = lib.resolve_strategy(c.strategy, c.model.name, max(widths))
+      strategy = lib.resolve_strategy(c.strategy, c.model.name, max(widths), shares_cores=True)
       self._buckets[widths] = (model, state, mask, members, strategy, tx_factory)
     return self._buckets[widths]
 

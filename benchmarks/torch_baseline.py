@@ -1,5 +1,5 @@
-r"""S seeds of the MNIST-1D MLP trained through the library's public API (JAX, all members in one
-vmapped program) against the same S models trained one at a time by a plain PyTorch loop.
+r"""S seeds of the MNIST-1D MLP trained through the library's public API (JAX, the members
+vmapped) against the same S models trained one at a time by a plain PyTorch loop.
 
   python -m benchmarks.torch_baseline --widths=64,256 --seeds=16 --steps=2000 \
       [--cache_dir=DIR] [--out=FILE.md] [--frameworks=jax,torch]
@@ -230,11 +230,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help="MNIST-1D examples to generate (80%% train; default: the standard 5000)")
   parser.add_argument("--cache_dir", default=None, help="JAX persistent compilation cache dir")
   parser.add_argument("--strategy", default="auto",
-                      help="JAX execution strategy: 'auto' (all members in one vmapped program "
-                           "on CPU, in 2 member groups from width 128 up), 'auto,groups=1' (one "
-                           "vmap) or "
-                           "'<member_chunk>,<scan|host>', e.g. '8,scan' (chunks of 8 members, "
-                           "side by side on CPU)")
+                      help="JAX execution strategy: 'auto' (on CPU the members vmapped in 2 "
+                           "chunks side by side), 'auto,chunks=1' (one vmapped program), "
+                           "'auto,chunks=1,groups=2' (one program, 2 member groups) or "
+                           "'<member_chunk>,<scan|host>', e.g. '4,scan' (chunks of 4 members)")
   parser.add_argument("--out", default=None, help="append the markdown table to this file")
   args = parser.parse_args(argv)
   args.frameworks = {f.strip() for f in args.frameworks.split(",") if f.strip()}

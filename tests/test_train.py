@@ -285,6 +285,29 @@ def test_numpy_sorted_batches_are_the_device_sorted_ones(monkeypatch, members, p
   np.testing.assert_array_equal(traced, on_device)
 
 
+def test_started_batches_sort_in_a_background_thread(monkeypatch):
+  # start_member_batches returns before its sorts run; they run off the calling thread, and
+  # give the batches member_batches gives in the calling thread.
+  go, sorted_in = threading.Event(), []
+  real_order = batches.shuffle_order
+
+  def waiting_order(sort_keys):
+    go.wait(10)
+    sorted_in.append(threading.get_ident())
+    return real_order(sort_keys)
+
+  monkeypatch.setattr(batches, "shuffle_order", waiting_order)
+  keys = jax.vmap(jax.random.key)(jnp.arange(3))
+  pool = jnp.arange(50, dtype=jnp.int32)
+  finish = batches.start_member_batches(keys, pool, 8, 4, 1)
+  assert not sorted_in   # started, not yet sorted: the sort waits for `go`
+  go.set()
+  started = finish()
+  assert sorted_in and sorted_in[0] != threading.get_ident()
+  np.testing.assert_array_equal(started, train.member_batches(keys, pool, 8, 4, 1))
+  assert sorted_in[-1] == threading.get_ident()   # member_batches sorts where it is called
+
+
 def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(monkeypatch):
   monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
   monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S", 1e-9)   # spent by any draw

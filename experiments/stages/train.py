@@ -76,7 +76,7 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
                                               ctx.sample_x, tx_factory,
                                               **dict(config.model.kwargs))
   # Stages run side by side on the cores (experiments/stage_pool.py), so 'auto' forms no member
-  # groups; always, so the results do not depend on how many stages ran at once.
+  # chunks or groups; always, so the results do not depend on how many stages ran at once.
   strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths),
                                         shares_cores=True)
   tag = bucket_tag(widths)

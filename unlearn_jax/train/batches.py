@@ -15,10 +15,7 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 """
 from __future__ import annotations
 
-import concurrent.futures
 import functools
-import os
-import threading
 import time
 from typing import Callable
 
@@ -27,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unlearn_jax import compile_cache
-from unlearn_jax.train import host_threefry, sharding
+from unlearn_jax.train import host_threefry, member_chunks, sharding
 
 
 def index_batches(key: jax.Array, pool_idx: jax.Array, batch_size: int, steps: int,
@@ -72,25 +69,13 @@ def _start(keys, pool_idx, batch_size: int, steps: int, first_permutation, *,
     batches = _vmapped_batches(keys, pool_idx, batch_size, steps, first_permutation)  # inline
   elif _sort_on_host(*args):
     finish = _start_host_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
-    return _sorter().submit(finish).result if background else finish
+    if not background:
+      return finish
+    # One thread per core: threads that train side by side (a sweep's stages) each sort.
+    return member_chunks.core_pool("member_batches").submit(finish).result
   else:
     batches = _device_member_batches(keys, pool_idx, batch_size, steps, first_permutation)
   return lambda: batches
-
-
-_SORTER: concurrent.futures.ThreadPoolExecutor | None = None
-_SORTER_LOCK = threading.Lock()
-
-
-def _sorter() -> concurrent.futures.ThreadPoolExecutor:
-  """Threads for the host sorts, apart from the member chunks' (they would queue behind the
-  chunks they are meant to run beside): one per core, as threads that train side by side
-  (a sweep's stages) each start their own."""
-  global _SORTER
-  with _SORTER_LOCK:
-    if _SORTER is None:
-      _SORTER = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "member_batches")
-    return _SORTER
 
 
 def _vmapped_batches(keys, pool_idx, batch_size: int, steps: int, first_permutation):

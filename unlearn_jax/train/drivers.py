@@ -89,9 +89,9 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   the compile time, so narrower ResNets stay vmapped.
   CPU: MLPs up to width 512 vmap+scan in 2 member chunks side by side unless `shares_cores`
   (2, not the core count: chunk sizes can change the last bits, and results must not depend on
-  the machine; one core runs them in turn). 16 members trained 1.36-1.58x faster end to end
-  that way at width 64 and 1.17-1.21x at width 256 than in 2 member groups, 1.4-1.6x and
-  1.2-1.4x than in one vmap (benchmarks/results/cpu-amd-epyc-zen3.md). Wider MLPs and all
+  the machine; one core runs them in turn). 16 members trained 1.16-1.48x faster end to end
+  that way at width 64 and 1.22-1.31x at width 256 than in one vmap, 1.49-1.58x and 1.08-1.12x
+  than in 2 member groups (benchmarks/results/cpu-amd-epyc-zen3.md). Wider MLPs and all
   convolutional models one member at a time, and convolutional models with a host step loop.
 
   shares_cores: the caller runs other programs side by side with this one (a sweep's stages), so
