@@ -27,7 +27,8 @@ opt-in: the committed results are the default's.
 
 Groups and chunks change only the size of the member axis each dot sees; at some widths that
 changes the dots' last bits, so the strategy `auto` picks is fixed per backend and model, never
-per machine (the committed results reproduce on any CPU).
+per machine. (The committed results reproduce bitwise on AVX-512 CPUs; XLA:CPU's AVX2 kernels
+round differently: benchmarks/results/cpu-amd-epyc-zen3.md.)
 """
 from __future__ import annotations
 
