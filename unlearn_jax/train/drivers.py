@@ -90,7 +90,7 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   the compile time, so narrower ResNets stay vmapped.
   CPU: MLPs up to width 512 vmap+scan in 2 member chunks side by side unless `shares_cores`
   (2, not the core count: chunk sizes can change the last bits, and results must not depend on
-  the machine; one core runs them in turn). 16 members trained 1.16-1.48x faster end to end
+  the core count; one core runs them in turn). 16 members trained 1.16-1.48x faster end to end
   that way at width 64 and 1.22-1.31x at width 256 than in one vmap, 1.49-1.58x and 1.08-1.12x
   than in 2 member groups (benchmarks/results/cpu-amd-epyc-zen3.md). Wider MLPs and all
   convolutional models one member at a time, and convolutional models with a host step loop.
