@@ -165,7 +165,7 @@ def _start_host_member_batches(keys, pool_idx, batch_size: int, steps: int, firs
 
   def finish():
     nonlocal sort_keys
-    if on_host:   # here, so that it runs in the background with the sorts
+    if on_host:   # here, so that a started sort draws them in its background thread too
       start = time.perf_counter()
       sort_keys = host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
                                  np.asarray(first_permutation))
