@@ -232,3 +232,14 @@ def test_side_by_side_programs_give_bitwise_the_same_models(capsys):
   assert r["sequential_s"] > 0 and r["side_by_side_s"] > 0
   side_by_side.main(["--cases=4x2", "--epochs=1"])
   assert "| 4 | 2 |" in capsys.readouterr().out
+
+
+def test_compile_options_compare_compile_time_and_bits_against_the_default(capsys):
+  from benchmarks import compile_options  # pylint: disable=g-import-not-at-top
+  compile_options.main(["--widths=4", "--members=2", "--rounds=1",
+                        '--sets={"bogus": {"xla_no_such_option": true}}'])
+  rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+  by_name = {r["name"]: r for r in rows}
+  assert set(by_name) == {"default", "bogus"}
+  assert by_name["default"]["bitwise"] == "yes" and float(by_name["default"]["compile"]) > 0
+  assert by_name["bogus"]["bitwise"] == "-" and "xla_no_such_option" in by_name["bogus"]["compile"]

@@ -340,7 +340,7 @@ def test_take_members_copies_on_the_host_what_a_copy_keeps_and_compiles_the_rest
       assert a.dtype == b.dtype and getattr(a, "weak_type", None) == getattr(b, "weak_type", None)
       if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
         a, b = jax.random.key_data(a), jax.random.key_data(b)
-      np.testing.assert_array_equal(a, b)
+      np.testing.assert_array_equal(a, b, err_msg=f"width {width} shape {a.shape}")
 
 
 def test_host_counts_tests_and_zeros_equal_the_compiled_ones():
@@ -381,7 +381,8 @@ def test_key_derivations_hashed_on_the_host_are_bitwise_the_compiled_ones():
 
 def test_host_sort_keys_are_bitwise_the_compiled_ones():
   keys = jax.vmap(jax.random.key)(jnp.arange(-2, 4))
-  for reps, rounds, size, first in [(1, 2, 3000, 0), (3, 1, 50, 2**31 + 3), (2, 1, 1, 7)]:
+  for reps, rounds, size, first in [(1, 2, 3000, 0), (3, 1, 50, 2**31 + 3), (2, 1, 1, 7),
+                                    (12, 1, 40, 9)]:
     np.testing.assert_array_equal(
         batches.host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
                                np.asarray(first, np.uint32)),

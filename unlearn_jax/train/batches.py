@@ -106,15 +106,17 @@ def _shuffle_rounds(size: int) -> int:
 def _sort_keys(keys, reps: int, rounds: int, size: int, first_permutation):
   """(S, reps, rounds, size) uint32: the sort keys `jax.random.permutation` draws for each
   member's permutations `fold_in(key, first_permutation + r)`, r < reps."""
-  def member(key):
+  def permutation_keys(key, r):
+    k = jax.random.fold_in(key, first_permutation + r)
     drawn = []
-    for r in range(reps):
-      k = jax.random.fold_in(key, first_permutation + r)
-      for _ in range(rounds):
-        k, sub = jax.random.split(k)
-        drawn.append(jax.random.bits(sub, (size,), jnp.uint32))
-    return jnp.stack(drawn).reshape(reps, rounds, size)
-  return jax.vmap(member)(keys)
+    for _ in range(rounds):
+      k, sub = jax.random.split(k)
+      drawn.append(jax.random.bits(sub, (size,), jnp.uint32))
+    return jnp.stack(drawn)
+  # vmapped over the repeats, not unrolled: a small pool drawn for many steps has tens of them
+  # (72 members x 30 repeats of 100 keys compiled in 2.9 s unrolled, 0.7 s vmapped).
+  reps_index = jnp.arange(reps, dtype=jnp.result_type(first_permutation))
+  return jax.vmap(lambda key: jax.vmap(permutation_keys, in_axes=(None, 0))(key, reps_index))(keys)
 
 
 def shuffle_order(sort_keys: np.ndarray) -> np.ndarray:

@@ -1,0 +1,124 @@
+r"""XLA:CPU compile options against the default: compile seconds of one epoch's training-step
+program and whether it trains bitwise the default's models.
+
+  python -m benchmarks.compile_options --widths=8,64,256 --members=3 [--rounds=2] [--out=FILE.md]
+
+Each option set compiles the MLP's epoch scan (`train.Driver`, one vmap over `--members` seeds of
+one width, batch 128, MNIST-1D) in a fresh process, so no compiler state carries over, and runs
+it once. A sweep compiles hundreds of programs, so an option that shortens compilation without
+moving a bit would shorten every cold run; one that moves a bit would move committed results.
+Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them (`--sets` adds
+JSON dicts). Compile times on a shared machine vary by tens of percent: compare rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+DEFAULT_SETS = {
+    "default": {},
+    "older loop emitters": {"xla_cpu_use_fusion_emitters": False},
+    "older loop emitters, level 1": {"xla_cpu_use_fusion_emitters": False,
+                                     "xla_backend_optimization_level": 1},
+    "level 1": {"xla_backend_optimization_level": 1},
+    "no expensive LLVM passes": {"xla_llvm_disable_expensive_passes": True},
+}
+
+
+def measure(width: int, members: int, options: dict) -> dict:
+  """Compile seconds and a digest of the trained state for one option set (in this process)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from unlearn_jax import data as data_lib
+  from unlearn_jax import train
+  from unlearn_jax.train import batches
+
+  ds = data_lib.load("mnist1d")
+  d = {"x": jnp.asarray(ds.x_train, jnp.float32), "y": jnp.asarray(ds.y_train, jnp.int32)}
+  pool = np.arange(len(ds.y_train), dtype=np.int32)
+  grid = train.member_grid(list(range(members)), [width], [0.1], [1e-3])
+  factory = train.make_optimizer("sgd", "constant", 10)
+  model, state, _ = train.init_members("mlp", grid, 10, d["x"][:2], factory)
+  step = train.make_train_step(model, train.any_optimizer(factory), False)
+  keys = train.member_keys(grid, 0)
+  inputs = batches.member_batches(keys, pool, 128, len(pool) // 128)
+  lowered = train.Driver(step, train.Strategy(0, "scan"))._fn.lower(state, d, inputs, keys)
+  jax.jit(lambda x: x * 2.0 + 1.0)(1.0)   # the compiler's own start-up is not the program's
+  start = time.perf_counter()
+  compiled = lowered.compile(compiler_options=options)
+  compile_s = time.perf_counter() - start
+  out = jax.block_until_ready(compiled(state, d, inputs, keys))
+  digest = hashlib.sha1(b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(out)))
+  return {"compile_s": compile_s, "digest": digest.hexdigest()[:12]}
+
+
+def run_in_subprocess(width: int, members: int, options: dict) -> dict:
+  cmd = [sys.executable, "-m", "benchmarks.compile_options", "--child",
+         json.dumps({"width": width, "members": members, "options": options})]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": last.split(": ", 1)[-1]}   # without the exception's class
+  return json.loads(lines[-1])
+
+
+def table(rows: list[dict]) -> str:
+  lines = ["| width | option set | compile s (rounds) | bitwise the default's |",
+           "|---:|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['width']} | {r['name']} | {r['compile']} | {r['bitwise']} |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--widths", default="8,64,256")
+  p.add_argument("--members", type=int, default=3)
+  p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--sets", default="", help="JSON {name: options} replacing the default sets")
+  p.add_argument("--out", default="")
+  p.add_argument("--child", default="", help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  if args.child:
+    spec = json.loads(args.child)
+    print(json.dumps(measure(spec["width"], spec["members"], spec["options"])))
+    return
+  sets = json.loads(args.sets) if args.sets else DEFAULT_SETS
+  if "default" not in sets:
+    sets = {"default": {}, **sets}
+  rows = []
+  for width in [int(w) for w in args.widths.split(",")]:
+    results = {name: [] for name in sets}
+    for _ in range(args.rounds):   # interleaved, so drift of the machine hits every set alike
+      for name, options in sets.items():
+        results[name].append(run_in_subprocess(width, args.members, options))
+    reference = results["default"][0].get("digest")
+    for name, runs in results.items():
+      errors = [r["error"] for r in runs if "error" in r]
+      ok = [r for r in runs if "error" not in r]
+      rows.append({
+          "width": width, "name": name,
+          "compile": (" / ".join(f"{r['compile_s']:.2f}" for r in ok) if ok
+                      else f"error: {errors[0][:100]}"),
+          "bitwise": ("-" if not ok else
+                      "yes" if all(r["digest"] == reference for r in ok) else "**no**")})
+      print(json.dumps(rows[-1]), flush=True)
+  text = (f"{args.members} members, one MNIST-1D epoch (31 steps of batch 128), each compile in a "
+          f"fresh process, {args.rounds} interleaved rounds\n\n{table(rows)}\n")
+  print(text)
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(text)
+
+
+if __name__ == "__main__":
+  main()
