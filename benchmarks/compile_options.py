@@ -1,14 +1,18 @@
 r"""XLA:CPU compile options against the default: compile seconds of one epoch's training-step
 program and whether it trains bitwise the default's models.
 
-  python -m benchmarks.compile_options --widths=8,64,256 --members=3 [--rounds=2] [--out=FILE.md]
+  python -m benchmarks.compile_options --widths=8,64,256 --members=3 [--rounds=2] \
+      [--dataset=mnist1d|synthetic] [--sets=JSON] [--out=FILE.md]
 
 Each option set compiles the MLP's epoch scan (`train.Driver`, one vmap over `--members` seeds of
-one width, batch 128, MNIST-1D) in a fresh process, so no compiler state carries over, and runs
-it once. A sweep compiles hundreds of programs, so an option that shortens compilation without
+one width) in a fresh process, so no compiler state carries over, and runs it once. The data:
+MNIST-1D (batch 128), or the tests' synthetic set (160 examples of length 12, 4 classes, batch
+32). A sweep compiles hundreds of programs, so an option that shortens compilation without
 moving a bit would shorten every cold run; one that moves a bit would move committed results.
-Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them (`--sets` adds
-JSON dicts). Compile times on a shared machine vary by tens of percent: compare rounds.
+Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them; `--sets`
+replaces the built-in ones with a JSON {name: options} (the default is always measured too), and
+`--reference=NAME` compares bits with that set instead of the default.
+Compile times on a shared machine vary by tens of percent: compare rounds.
 """
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ import subprocess
 import sys
 import time
 
+# load kwargs and batch size per --dataset
+DATASETS = {"mnist1d": ({}, 128),
+            "synthetic": ({"num_train": 160, "num_test": 40, "length": 12}, 32)}
 DEFAULT_SETS = {
     "default": {},
     "older loop emitters": {"xla_cpu_use_fusion_emitters": False},
@@ -30,7 +37,7 @@ DEFAULT_SETS = {
 }
 
 
-def measure(width: int, members: int, options: dict) -> dict:
+def measure(width: int, members: int, options: dict, dataset: str = "mnist1d") -> dict:
   """Compile seconds and a digest of the trained state for one option set (in this process)."""
   import jax
   import jax.numpy as jnp
@@ -40,15 +47,16 @@ def measure(width: int, members: int, options: dict) -> dict:
   from unlearn_jax import train
   from unlearn_jax.train import batches
 
-  ds = data_lib.load("mnist1d")
+  load_kwargs, batch_size = DATASETS[dataset]
+  ds = data_lib.load(dataset, **load_kwargs)
   d = {"x": jnp.asarray(ds.x_train, jnp.float32), "y": jnp.asarray(ds.y_train, jnp.int32)}
   pool = np.arange(len(ds.y_train), dtype=np.int32)
   grid = train.member_grid(list(range(members)), [width], [0.1], [1e-3])
   factory = train.make_optimizer("sgd", "constant", 10)
-  model, state, _ = train.init_members("mlp", grid, 10, d["x"][:2], factory)
+  model, state, _ = train.init_members("mlp", grid, ds.num_classes, d["x"][:2], factory)
   step = train.make_train_step(model, train.any_optimizer(factory), False)
   keys = train.member_keys(grid, 0)
-  inputs = batches.member_batches(keys, pool, 128, len(pool) // 128)
+  inputs = batches.member_batches(keys, pool, batch_size, len(pool) // batch_size)
   lowered = train.Driver(step, train.Strategy(0, "scan"))._fn.lower(state, d, inputs, keys)
   jax.jit(lambda x: x * 2.0 + 1.0)(1.0)   # the compiler's own start-up is not the program's
   start = time.perf_counter()
@@ -59,9 +67,10 @@ def measure(width: int, members: int, options: dict) -> dict:
   return {"compile_s": compile_s, "digest": digest.hexdigest()[:12]}
 
 
-def run_in_subprocess(width: int, members: int, options: dict) -> dict:
+def run_in_subprocess(width: int, members: int, options: dict, dataset: str) -> dict:
   cmd = [sys.executable, "-m", "benchmarks.compile_options", "--child",
-         json.dumps({"width": width, "members": members, "options": options})]
+         json.dumps({"width": width, "members": members, "options": options,
+                     "dataset": dataset})]
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
@@ -72,7 +81,7 @@ def run_in_subprocess(width: int, members: int, options: dict) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-  lines = ["| width | option set | compile s (rounds) | bitwise the default's |",
+  lines = ["| width | option set | compile s (rounds) | bitwise the reference's |",
            "|---:|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['width']} | {r['name']} | {r['compile']} | {r['bitwise']} |")
@@ -84,24 +93,28 @@ def main(argv=None) -> None:
   p.add_argument("--widths", default="8,64,256")
   p.add_argument("--members", type=int, default=3)
   p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--dataset", default="mnist1d", choices=sorted(DATASETS))
   p.add_argument("--sets", default="", help="JSON {name: options} replacing the default sets")
+  p.add_argument("--reference", default="default", help="the set whose bits the others must match")
   p.add_argument("--out", default="")
   p.add_argument("--child", default="", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.child:
     spec = json.loads(args.child)
-    print(json.dumps(measure(spec["width"], spec["members"], spec["options"])))
+    print(json.dumps(measure(spec["width"], spec["members"], spec["options"], spec["dataset"])))
     return
   sets = json.loads(args.sets) if args.sets else DEFAULT_SETS
   if "default" not in sets:
     sets = {"default": {}, **sets}
+  if args.reference not in sets:
+    p.error(f"--reference={args.reference!r} is not one of the sets {sorted(sets)}")
   rows = []
   for width in [int(w) for w in args.widths.split(",")]:
     results = {name: [] for name in sets}
     for _ in range(args.rounds):   # interleaved, so drift of the machine hits every set alike
       for name, options in sets.items():
-        results[name].append(run_in_subprocess(width, args.members, options))
-    reference = results["default"][0].get("digest")
+        results[name].append(run_in_subprocess(width, args.members, options, args.dataset))
+    reference = results[args.reference][0].get("digest")
     for name, runs in results.items():
       errors = [r["error"] for r in runs if "error" in r]
       ok = [r for r in runs if "error" not in r]
@@ -112,8 +125,9 @@ def main(argv=None) -> None:
           "bitwise": ("-" if not ok else
                       "yes" if all(r["digest"] == reference for r in ok) else "**no**")})
       print(json.dumps(rows[-1]), flush=True)
-  text = (f"{args.members} members, one MNIST-1D epoch (31 steps of batch 128), each compile in a "
-          f"fresh process, {args.rounds} interleaved rounds\n\n{table(rows)}\n")
+  text = (f"{args.members} members, one {args.dataset} epoch (batch {DATASETS[args.dataset][1]}), "
+          f"each compile in a fresh process, {args.rounds} interleaved rounds, bits against "
+          f"{args.reference!r}\n\n{table(rows)}\n")
   print(text)
   if args.out:
     with open(args.out, "w") as f:
