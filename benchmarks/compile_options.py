@@ -9,8 +9,10 @@ one width) in a fresh process, so no compiler state carries over, and runs it on
 MNIST-1D (batch 128), or the tests' synthetic set (160 examples of length 12, 4 classes, batch
 32). A sweep compiles hundreds of programs, so an option that shortens compilation without
 moving a bit would shorten every cold run; one that moves a bit would move committed results.
-Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them; `--sets`
-replaces the built-in ones with a JSON {name: options} (the default is always measured too), and
+Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them, on top of
+XLA's own default ("default"; the project's `compile_cache.CPU_OPTIONS`, the older loop emitters,
+are not applied here); `--sets` replaces the built-in ones with a JSON {name: options} (the
+default is always measured too), and
 `--reference=NAME` compares bits with that set instead of the default.
 Compile times on a shared machine vary by tens of percent: compare rounds.
 """
@@ -43,9 +45,12 @@ def measure(width: int, members: int, options: dict, dataset: str = "mnist1d") -
   import jax.numpy as jnp
   import numpy as np
 
+  from unlearn_jax import compile_cache
   from unlearn_jax import data as data_lib
   from unlearn_jax import train
   from unlearn_jax.train import batches
+
+  compile_cache.CPU_OPTIONS.clear()   # "default" is XLA's own; the project's is a set here
 
   load_kwargs, batch_size = DATASETS[dataset]
   ds = data_lib.load(dataset, **load_kwargs)

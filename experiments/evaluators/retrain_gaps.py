@@ -1,9 +1,9 @@
 """Distance to the retrained reference of the same (seed, width): prediction agreement on the
 forget and test sets, and SalUn's average gap over retain/forget/test error and the loss MIA."""
-import jax
 import numpy as np
 
 from experiments.evaluators import Evaluator, Needs, register
+from unlearn_jax import compile_cache
 from unlearn_jax.evaluation import reference_gaps
 
 GAP_METRICS = (("retain", "error"), ("forget", "error"), ("test", "error"), ("forget", "mia_loss"))
@@ -25,7 +25,7 @@ def _retrain_gaps(outputs, metrics, config):
   return out
 
 
-@jax.jit
+@compile_cache.jit
 def _agreement(preds, reference_preds):
   # One program per member count: eagerly, four per split (compare, convert, mean, transfer).
   return [reference_gaps.prediction_agreement(p, r) for p, r in zip(preds, reference_preds)]

@@ -19,6 +19,7 @@ from experiments import evaluators as evaluators_lib
 from experiments import results, stage_cache
 from experiments.layout import bucket_tag
 from experiments.stages.model_set import ModelSet
+from unlearn_jax import compile_cache
 from unlearn_jax import train as train_lib
 from unlearn_jax.evaluation import metrics as metrics_lib
 
@@ -47,7 +48,7 @@ def split_labels(splits) -> dict:
           "val": splits.y_val, "test": splits.y_test, "test_triggered": splits.y_test}
 
 
-@jax.jit
+@compile_cache.jit
 def _per_example(logits, labels):
   # One compiled function per split shape instead of one per eager op.
   return {"loss": metrics_lib.per_example_loss(logits, labels),

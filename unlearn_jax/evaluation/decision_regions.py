@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unlearn_jax import compile_cache
+
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
 
 
@@ -201,13 +203,13 @@ def _member_labels(logits_fn: LogitsFn, variables, points: jax.Array) -> jax.Arr
   return jax.vmap(lambda member: jnp.argmax(logits_fn(member, points), axis=-1))(variables)
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "batch_size"))
+@compile_cache.jit(static_argnames=("logits_fn", "batch_size"))
 def _points_chunk_labels(logits_fn, variables, points, start, batch_size):
   index = jnp.minimum(start + jnp.arange(batch_size), points.shape[0] - 1)
   return _member_labels(logits_fn, variables, points[index])
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "batch_size", "resolution"))
+@compile_cache.jit(static_argnames=("logits_fn", "batch_size", "resolution"))
 def _plane_chunk_labels(logits_fn, variables, origins, us, vs, a_values, b_values, start,
                         batch_size, resolution):
   # Flat point index k -> (triplet t, row i (b), column j (a)), clipped so the padded tail of the
@@ -223,7 +225,7 @@ def _plane_chunk_labels(logits_fn, variables, origins, us, vs, a_values, b_value
   return _member_labels(logits_fn, variables, points)
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "num_directions", "anchors_per_chunk"))
+@compile_cache.jit(static_argnames=("logits_fn", "num_directions", "anchors_per_chunk"))
 def _neighbourhood_chunk_labels(logits_fn, variables, anchors, radii, key, start, num_directions,
                                 anchors_per_chunk):
   anchor_idx = jnp.minimum(start + jnp.arange(anchors_per_chunk), anchors.shape[0] - 1)

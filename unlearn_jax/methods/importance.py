@@ -120,7 +120,7 @@ def _compiled_zeros_like(tree: PyTree) -> PyTree:
   return jax.tree.map(jnp.zeros_like, tree)
 
 
-@jax.jit
+@compile_cache.jit
 def _divide(tree: PyTree, by) -> PyTree:
   # One program for the tree; the same division per leaf as eager ops.
   return jax.tree.map(lambda x: x / by, tree)
@@ -207,7 +207,7 @@ def saliency_masks(model, variables: Variables, data, forget_idx, active_mask, f
   return _saliency_from_grads(grads, active_mask, jnp.asarray(counts, jnp.int32))
 
 
-@jax.jit
+@compile_cache.jit
 def _saliency_from_grads(grads, active_mask, counts):
   scores = jax.tree.map(jnp.abs, grads)
   return jax.vmap(top_count_mask)(scores, active_mask, counts)

@@ -103,5 +103,5 @@ def optimizer_init(method: Method):
     def init_one(params, hp, member_ctx, shared_ctx):
       return lifted(**hp, **member_ctx, **shared_ctx).init(params)
 
-    return jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None)))
+    return compile_cache.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None)))
   return compile_cache.cached(("opt_init", method.tx), build)

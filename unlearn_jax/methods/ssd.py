@@ -4,13 +4,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from unlearn_jax import compile_cache
 from unlearn_jax.methods import importance
 from unlearn_jax.methods.method import Method
 from unlearn_jax.train.state import TrainState, Variables
 
 REFERENCE_SETS = ("train", "retain")
 
-_dampen_members = jax.jit(jax.vmap(importance.ssd_dampen))
+_dampen_members = compile_cache.jit(jax.vmap(importance.ssd_dampen))
 
 
 def ssd(method: Method, model, original: Variables, data, retain_idx, forget_idx, mask, hp, *,

@@ -15,7 +15,6 @@ shapes static), e.g. the shadow models of a membership attack, each on its own t
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Callable
 
@@ -101,8 +100,7 @@ def _shuffle_rounds(size: int) -> int:
 # Random bits are integers, the same at every optimisation level. XLA:CPU compiles this program
 # as fast at level 1 as at level 0 (0.31 s) and runs it 4x faster (8 members x 2 x 4,000 bits:
 # 0.77 ms, 3.3 ms at level 0). It runs on the CPU path only.
-@functools.partial(jax.jit, static_argnums=(1, 2, 3),
-                   compiler_options={"xla_backend_optimization_level": 1})
+@compile_cache.jit(static_argnums=(1, 2, 3), options={"xla_backend_optimization_level": 1})
 def _sort_keys(keys, reps: int, rounds: int, size: int, first_permutation):
   """(S, reps, rounds, size) uint32: the sort keys `jax.random.permutation` draws for each
   member's permutations `fold_in(key, first_permutation + r)`, r < reps."""

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from unlearn_jax import compile_cache
 from unlearn_jax.train import member_chunks
 
 PyTree = Any
@@ -162,22 +163,22 @@ class Driver:
       return step_fn(carry, data, inputs, jax.random.fold_in(key, t))
 
     single = scan_steps if strategy.steps == "scan" else one_step
-    options = FUSED_DOTS if strategy.fused_dots and jax.default_backend() == "cpu" else None
+    options = FUSED_DOTS if strategy.fused_dots else None   # CPU options: off elsewhere
     if strategy.member_chunk == 1:
       # No vmap: slice out the member and add the axis back, which keeps plain convolutions.
       def unbatched(carry, data, inputs, key, *rest):
         squeeze = lambda tree: jax.tree.map(lambda x: x[0], tree)
         out = single(squeeze(carry), data, squeeze(inputs), key[0], *rest)
         return jax.tree.map(lambda x: x[None], out)
-      self._fn = jax.jit(unbatched, compiler_options=options)
+      self._fn = compile_cache.jit(unbatched, options=options)
     elif strategy.groups > 1:
       grouped = _grouped_scan if strategy.steps == "scan" else _grouped_step
       vstep = jax.vmap(one_step, in_axes=(0, None, 0, 0, None))
-      self._fn = jax.jit(lambda *args: grouped(vstep, strategy.groups, *args),
-                         compiler_options=options)
+      self._fn = compile_cache.jit(lambda *args: grouped(vstep, strategy.groups, *args),
+                                   options=options)
     else:
       in_axes = (0, None, 0, 0) + ((None,) if strategy.steps == "host" else ())
-      self._fn = jax.jit(jax.vmap(single, in_axes=in_axes), compiler_options=options)
+      self._fn = compile_cache.jit(jax.vmap(single, in_axes=in_axes), options=options)
 
   def _run_chunk(self, carry, data, inputs, keys):
     if self.strategy.steps == "scan":

@@ -54,7 +54,7 @@ def _jitted_init(model_name: str, width: float, num_classes: int, model_kwargs: 
   # init per architecture serves every seed.
   def build():
     model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
-    return jax.jit(lambda key, x: Variables.from_flax(model.init(key, x, train=False)))
+    return compile_cache.jit(lambda key, x: Variables.from_flax(model.init(key, x, train=False)))
   return compile_cache.cached(("init", model_name, width, num_classes, model_kwargs), build)
 
 
@@ -155,7 +155,7 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
     def initialize(seeds_by_width, sample_x, order, hyperparams):
       return finish([jax.vmap(init, in_axes=(0, None))(seeds, sample_x)
                      for init, seeds in zip(inits, seeds_by_width)], order, hyperparams)
-    return jax.jit(initialize)
+    return compile_cache.jit(initialize)
 
   split = split_init.split_compile()
   return compile_cache.cached(("init_members", model_name, widths, num_classes, model_kwargs,

@@ -61,7 +61,7 @@ def split_initializer(jaxprs, finish):
       groups.append(jax.vmap(one)(random_values, seeds))
     return finish(groups, *finish_args)
 
-  draw, replay = jax.jit(draw, compiler_options=compile_cache.FAST_COMPILE), jax.jit(replay)
+  draw, replay = compile_cache.exact_jit(draw), compile_cache.jit(replay)
   per_member = [_host_drawable_size(closed.jaxpr) for closed, _ in jaxprs]
 
   def draw_anywhere(seeds_by_width, sample_x):

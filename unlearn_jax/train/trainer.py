@@ -106,7 +106,7 @@ def _predict_fn(model, unbatched: bool):
     if unbatched:
       # One member: skip vmap so XLA:CPU keeps plain (not grouped) convolutions.
       first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-      return jax.jit(lambda p, bs, x: single(first(p), first(bs), x)[None])
-    return jax.jit(jax.vmap(single, in_axes=(0, 0, None)))
+      return compile_cache.jit(lambda p, bs, x: single(first(p), first(bs), x)[None])
+    return compile_cache.jit(jax.vmap(single, in_axes=(0, 0, None)))
 
   return compile_cache.cached(("predict", model, unbatched), build)
