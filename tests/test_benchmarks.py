@@ -238,13 +238,14 @@ def test_compile_options_compare_compile_time_and_bits_against_the_default(capsy
   """Level 0 does not contract multiply-adds, so its models differ from the default's in the last
   bits: the comparison sees that. An option XLA does not know is reported, not fatal."""
   from benchmarks import compile_options  # pylint: disable=g-import-not-at-top
-  compile_options.main(["--widths=4", "--members=2", "--rounds=1",
+  compile_options.main(["--widths=4", "--members=2", "--rounds=1", "--run_calls=2",
                         '--sets={"level 0": {"xla_backend_optimization_level": 0}, '
                         '"bogus": {"xla_no_such_option": true}}'])
   rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
   by_name = {r["name"]: r for r in rows}
   assert set(by_name) == {"default", "level 0", "bogus"}
   assert by_name["default"]["bitwise"] == "yes" and float(by_name["default"]["compile"]) > 0
+  assert float(by_name["level 0"]["run"]) > 0 and by_name["bogus"]["run"] == "-"
   assert by_name["level 0"]["bitwise"] == "**no**"
   assert by_name["bogus"]["bitwise"] == "-" and "xla_no_such_option" in by_name["bogus"]["compile"]
   with pytest.raises(SystemExit):

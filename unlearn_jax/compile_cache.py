@@ -5,7 +5,7 @@ A sweep calls the same step, initialiser or inference function for many stages a
 building (and tracing) it once per key is what keeps a second call from compiling anything.
 Keys hold hashable objects only: Flax modules, methods, strategies, shapes, flags.
 
-    fn = compile_cache.cached(("predict", model, unbatched), compile_cache.jit(...))
+    fn = compile_cache.cached(("predict", model, unbatched), lambda: compile_cache.jit(...))
 """
 from __future__ import annotations
 
