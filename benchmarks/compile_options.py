@@ -13,8 +13,8 @@ moving a bit would shorten every cold run; one that moves a bit would move commi
 Option sets are XLA debug options as `jax.jit(compiler_options=...)` takes them, on top of
 XLA's own default ("default"; the project's `compile_cache.CPU_OPTIONS`, the older loop emitters,
 are not applied here); `--sets` replaces the built-in ones with a JSON {name: options} (the
-default is always measured too), and
-`--reference=NAME` compares bits with that set instead of the default.
+default is always measured too), and `--reference=NAME` compares bits with that set instead of
+the default.
 Compile times on a shared machine vary by tens of percent: compare rounds.
 """
 from __future__ import annotations
