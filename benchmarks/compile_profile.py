@@ -28,6 +28,7 @@ from jax._src import compiler
 from jax._src.interpreters import pxla
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_SKIPPED = (__file__, os.path.join(_ROOT, "unlearn_jax", "compile_cache.py"))
 
 
 @dataclasses.dataclass
@@ -83,12 +84,14 @@ class CompileProfile:
 
 
 def _caller() -> str:
-  """The innermost stack frame in this project outside this file, as 'path:line function'
-  (installed packages do not count, even in a virtual environment inside the project)."""
+  """The innermost stack frame in this project outside this file and the project's jit wrapper,
+  as 'path:line function' (installed packages do not count, even in a virtual environment
+  inside the project)."""
   for frame in reversed(traceback.extract_stack()):
     installed = any(f"{os.sep}{d}{os.sep}" in frame.filename
                     for d in ("site-packages", "dist-packages"))
-    if frame.filename.startswith(_ROOT) and frame.filename != __file__ and not installed:
+    if (frame.filename.startswith(_ROOT) and frame.filename not in _SKIPPED
+        and not installed):
       return f"{os.path.relpath(frame.filename, _ROOT)}:{frame.lineno} {frame.name}"
   return "?"
 
