@@ -21,14 +21,14 @@ import jax
 T = TypeVar("T")
 
 # XLA:CPU compile options of every program the project jits (`jit` below). The older loop
-# emitters compile a program 10-45% faster than the fusion emitters (cold 3-seed x 7-width sweep
-# on a 2-core Xeon: 167-171 s against 196-226 s) and gave bitwise the same results at the
-# default optimisation level in every case measured: MNIST-1D and synthetic MLPs of widths
-# 4-256, that sweep on AVX2 and AVX-512 hosts, README's default (benchmarks/results/
-# cpu-xeon-compile-options.md). Per program, not through XLA_FLAGS: eager operations keep XLA's
-# default, which the committed decision planes need. At level 0 (the tests' setting) the emitters
-# round differently in the last bit. Clear the dict before the first compile, or name the option
-# in XLA_FLAGS, to get XLA's own default.
+# emitters compile a program in 10-70% less time than the fusion emitters and run it 2-9% slower
+# at widths 64-256 (cold 3-seed x 7-width sweep on a 2-core Xeon: 168 s against 196-226 s). They
+# gave bitwise the same results at the default optimisation level in every case measured:
+# MNIST-1D and synthetic MLPs of widths 4-256, that sweep on AVX2 and AVX-512 hosts, README's
+# default (benchmarks/results/cpu-xeon-compile-options.md). Per program, not through XLA_FLAGS:
+# eager operations keep XLA's default, which the committed decision planes need. At level 0 (the
+# tests' setting) the emitters round differently in the last bit. Clear the dict before the
+# first compile, or name the option in XLA_FLAGS, to get XLA's own default.
 CPU_OPTIONS: dict[str, object] = {"xla_cpu_use_fusion_emitters": False}
 
 # XLA:CPU at optimisation level 0: compiles threefry, sorts and gathers 1.5-2x faster. Only for
