@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unlearn_jax import compile_cache, models
+from unlearn_jax import compile_cache, host_constants, models
 from unlearn_jax.train import sharding, split_init
 from unlearn_jax.train.state import TrainState, Variables
 
@@ -66,16 +66,9 @@ def variable_structure(model_name: str, width: float, num_classes: int, sample_x
   layer exists at some widths only (SCRUB's ResNet: the first block has an identity shortcut
   only when its width equals the 64-channel stem, p = 1).
   """
-  return jax.tree.structure(
-      _abstract_variables(model_name, width, num_classes, sample_x, **model_kwargs)[1])
-
-
-def _abstract_variables(model_name: str, width: float, num_classes: int, sample_x,
-                        **model_kwargs):
-  """(module, shapes and dtypes of its variables) at `width`, without computing anything."""
   model = models.get(model_name, width=width, num_classes=num_classes, **model_kwargs)
-  return model, jax.eval_shape(
-      lambda x: Variables.from_flax(model.init(jax.random.key(0), x, train=False)), sample_x)
+  return jax.tree.structure(jax.eval_shape(
+      lambda x: Variables.from_flax(model.init(jax.random.key(0), x, train=False)), sample_x))
 
 
 def init_members(model_name: str, members: Sequence[Member], num_classes: int, sample_x,
@@ -120,15 +113,16 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
   """
   def build():
     bucket_width = widths[-1]
-    _, wide_shapes = _abstract_variables(model_name, bucket_width, num_classes, x_spec,
-                                         **dict(model_kwargs))
-    for width in widths[:-1]:
-      if (variable_structure(model_name, width, num_classes, x_spec, **dict(model_kwargs))
-          != jax.tree.structure(wide_shapes)):
+    inits = [_seeded_init(model_name, w, num_classes, model_kwargs) for w in widths]
+    # One trace per width gives both the shapes and the program the split init cuts.
+    jaxprs = [jax.make_jaxpr(init, return_shape=True)(
+        jax.ShapeDtypeStruct((), _seed_array([0]).dtype), x_spec) for init in inits]
+    wide_shapes = jaxprs[-1][1]
+    for width, (_, shapes) in zip(widths[:-1], jaxprs):
+      if jax.tree.structure(shapes) != jax.tree.structure(wide_shapes):
         raise ValueError(f"{model_name} at width {width} has other layers than at width "
                          f"{bucket_width}, so it cannot be zero-padded into it; train them in "
                          "separate buckets (train.width_buckets with `structure` splits them).")
-    inits = [_seeded_init(model_name, w, num_classes, model_kwargs) for w in widths]
 
     def finish(narrow_groups, order, hyperparams):
       """Pads each width's member-stacked variables, builds masks, restores member order, adds
@@ -146,16 +140,13 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
       return (jax.vmap(_opt_init(tx_factory))(jax.tree.map(join, *variables), hyperparams),
               jax.tree.map(join, *masks))
 
-    if split:
-      jaxprs = [jax.make_jaxpr(init, return_shape=True)(
-          jax.ShapeDtypeStruct((), _seed_array([0]).dtype), x_spec) for init in inits]
-      if all(split_init.splittable(closed.jaxpr) for closed, _ in jaxprs):
-        return split_init.split_initializer(jaxprs, finish)
+    if split and all(split_init.splittable(closed.jaxpr) for closed, _ in jaxprs):
+      return split_init.split_initializer(jaxprs, finish)
 
     def initialize(seeds_by_width, sample_x, order, hyperparams):
       return finish([jax.vmap(init, in_axes=(0, None))(seeds, sample_x)
                      for init, seeds in zip(inits, seeds_by_width)], order, hyperparams)
-    return compile_cache.jit(initialize)
+    return host_constants.jit(initialize)
 
   split = split_init.split_compile()
   return compile_cache.cached(("init_members", model_name, widths, num_classes, model_kwargs,

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from jax.extend import core as jex_core
 
-from unlearn_jax import compile_cache
+from unlearn_jax import compile_cache, host_constants
 from unlearn_jax.train import host_threefry
 
 # Random numbers (members x elements) up to which numpy draws them (about 60 ns each).
@@ -61,7 +61,8 @@ def split_initializer(jaxprs, finish):
       groups.append(jax.vmap(one)(random_values, seeds))
     return finish(groups, *finish_args)
 
-  draw, replay = compile_cache.exact_jit(draw), compile_cache.jit(replay)
+  # The replay's zero momenta, masks and step counters come from numpy (host_constants).
+  draw, replay = compile_cache.exact_jit(draw), host_constants.jit(replay)
   per_member = [_host_drawable_size(closed.jaxpr) for closed, _ in jaxprs]
 
   def draw_anywhere(seeds_by_width, sample_x):
