@@ -4,7 +4,8 @@ An initialiser returns many arrays that do not depend on its inputs: zero biases
 buffers, all-ones masks, step counters at 0. XLA:CPU compiles every one of them as a kernel of
 its own, about 5-10 ms of LLVM each: 14 such outputs added 0.07-0.13 s to a 0.07 s compile,
 and the member initialiser of 16 MLPs has 17. numpy makes them in microseconds and bit for bit,
-because they are exact: literals broadcast, padded, joined, reshaped or converted losslessly.
+because they are exact: literals broadcast, padded, joined, reshaped, transposed or converted
+losslessly.
 
 `jit(fun)` traces `fun` once per argument signature, evaluates in numpy the outputs that are
 such constants (`_HOST_PRIMITIVES`; any other operation keeps an output compiled), compiles a
