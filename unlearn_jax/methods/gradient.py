@@ -73,7 +73,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
     """Per-member bool: whether a gated phase (SCRUB's max pass) steps this epoch; None: all."""
     if phase.while_epoch_below is None:
       return None
-    return np.asarray(epoch < hp[phase.while_epoch_below])
+    return epoch < np.asarray(hp[phase.while_epoch_below])   # on the host: no program
 
   def start_batches(epoch, i, phase, steps):
     """A phase run's keys and its groups' batches, started (train.batches)."""
@@ -97,7 +97,8 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
     upcoming = start_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
     inputs = {g: finish() for g, finish in started.items()}
     if on is not None:
-      inputs["on"] = jnp.broadcast_to(jnp.asarray(on)[:, None], (num, steps))
+      inputs["on"] = jax.device_put(np.ascontiguousarray(np.broadcast_to(on[:, None],
+                                                                         (num, steps))))
     driver = phase_driver(model, method, phase, num_classes, augment, strategy)
     (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
     for term, values in step_metrics.items():

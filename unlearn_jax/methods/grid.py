@@ -12,7 +12,6 @@ import itertools
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from unlearn_jax.train.members import take_members
@@ -69,5 +68,5 @@ def member_hparams(method: Method, hparams: Optional[Mapping[str, Any]], num: in
     if v.shape != (num,):
       raise ValueError(f"hyperparameter {k!r} must be a scalar or have shape ({num},) (one value "
                        f"per member), got {v.shape}.")
-    out[k] = jnp.asarray(v)
+    out[k] = jax.device_put(v)   # jnp.asarray would compile a copy program per shape
   return out

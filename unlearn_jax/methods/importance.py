@@ -84,7 +84,9 @@ def accumulate_gradients(model, variables: Variables, data: dict, idx, batch_siz
     batches, weights = ordered_batches(idx, batch_size)
     batches = np.broadcast_to(batches, (num,) + batches.shape)
     weights = np.broadcast_to(weights, (num,) + weights.shape)
-  inputs = {"idx": jnp.asarray(batches), "w": jnp.asarray(weights)}
+  # device_put, not jnp.asarray: that compiles a copy program per shape.
+  inputs = {"idx": jax.device_put(np.ascontiguousarray(batches)),
+            "w": jax.device_put(np.ascontiguousarray(weights))}
   carry = (variables, _zeros_like(variables.params))
   keys = _unused_keys(num)
   (_, acc), _ = _accumulate_driver(model, power, strategy)(
