@@ -79,7 +79,8 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   member-stacked active mask (1 on each member's own parameters). Member i's variables are those
   of `init_variables(model_name, members[i].width, ..., members[i].seed, ...)` zero-padded,
   bit for bit; they and the optimizer states come from one compiled program per bucket and
-  optimizer that vmaps each width's init over its members (see `_bucket_initializer`).
+  optimizer that vmaps each width's init over its members (see `_bucket_initializer`; on CPU
+  the outputs that are constants, such as zero momenta, come from numpy: `host_constants`).
   """
   members = list(members)
   if not members:
@@ -108,8 +109,8 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
 
   Each width's members are initialised by vmapping that width's init over their seeds, padded
   to the widest shapes with their masks, concatenated and gathered back into member order, and
-  given their optimizer states, all in compiled code. One per bucket and optimizer factory,
-  cached; jit retraces for other group sizes.
+  given their optimizer states, in compiled code (constants from numpy on CPU). One per bucket
+  and optimizer factory, cached; jit retraces for other group sizes.
   """
   def build():
     bucket_width = widths[-1]
