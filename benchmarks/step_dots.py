@@ -3,10 +3,15 @@
 `step_dots(step_fn, *one_member_args)` traces one member's step and collects every
 `dot_general` it does (forward and backward, with their shapes, dtypes and dimension numbers);
 `dots_only(dots, S, T)` builds a program that runs just those dots for T steps, vmapped over S
-members and scanned like the real epoch (benchmarks/training.py: the `dots-only` rows).
+members and scanned like the real epoch (benchmarks/training.py: the `dots-only` rows; with
+`-cN` in N member chunks side by side, as the step's own chunks run).
 Its FLOP/s is what the same matrix products reach without the step's elementwise work,
 gathers and optimizer update, to be read next to the step's own FLOP/s and the machine's
 2048^2 matmul (benchmarks/results/cpu-amd-epyc-zen5.md).
+`blas_dots(dots, S, T)` does the same products with numpy's BLAS instead of XLA (the
+`dots-blas` rows): a second library's kernels on the same shapes, each product in its best
+layout, so a ceiling below a FLOP/s target shows the target is out of any kernel's reach
+rather than only XLA's (benchmarks/results/cpu-xeon-model167.md).
 
 Each step's left operands are shifted by a scalar carried from the previous step's products,
 so XLA cannot hoist the products out of the loop; the shift and the sums that feed it add
@@ -14,12 +19,16 @@ about one operation per operand and output element (under 2% of the FLOPs at wid
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
+import os
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import threadpoolctl
 
 from unlearn_jax.train import split_init
 
@@ -39,6 +48,16 @@ class Dot:
     out = jax.eval_shape(self, self.lhs, self.rhs)
     contracted = math.prod(self.lhs.shape[axis] for axis in lhs_contract)
     return 2 * math.prod(out.shape) * contracted
+
+  @property
+  def gemm_shape(self) -> tuple[int, int, int, int]:
+    """(batch, m, k, n): the product as `batch` (m x k) @ (k x n) matrix products."""
+    (lhs_contract, _), (lhs_batch, _) = self.dimension_numbers
+    batch = math.prod(self.lhs.shape[axis] for axis in lhs_batch)
+    k = math.prod(self.lhs.shape[axis] for axis in lhs_contract)
+    m = math.prod(self.lhs.shape) // (batch * k)
+    n = math.prod(self.rhs.shape) // (batch * k)
+    return batch, m, k, n
 
   def __call__(self, lhs, rhs):
     return jax.lax.dot_general(lhs, rhs, self.dimension_numbers, self.precision,
@@ -89,3 +108,43 @@ def dots_only(dots: list[Dot], members: int, steps: int, seed: int = 0):
 
   run = jax.jit(jax.vmap(member))
   return (lambda shifts: run(shifts, operands)), operands
+
+
+def blas_dots(dots: list[Dot], members: int, steps: int, threads: int | None = None,
+              seed: int = 0):
+  """(fn, operands): `fn(carry) -> carry` runs `steps` steps of `dots` for each of `members`
+  members with numpy's BLAS (`np.matmul` on (batch, m, k) @ (batch, k, n) stacks, operands laid
+  out that way in advance); operands are random float32, (members * batch, ...) stacked.
+
+  The members are split over `threads` host threads (default: one per core), each calling BLAS
+  with one thread of its own: for the width-64 MLP's products on 2 Xeon cores that gave 149-170
+  GFLOP/s, against 102-104 from one thread calling a 1- or 2-thread BLAS.
+  """
+  if any(jnp.dtype(d.lhs.dtype) != jnp.float32 for d in dots):
+    raise ValueError("blas_dots times float32 products only; got "
+                     f"{sorted({str(d.lhs.dtype) for d in dots})}.")
+  rng = np.random.default_rng(seed)
+  operands = []
+  for dot in dots:
+    batch, m, k, n = dot.gemm_shape
+    operands.append((rng.standard_normal((members * batch, m, k), np.float32),
+                     rng.standard_normal((members * batch, k, n), np.float32),
+                     np.empty((members * batch, m, n), np.float32)))
+  threads = max(1, min(threads or os.cpu_count() or 1, members))
+  bounds = [(members * t // threads, members * (t + 1) // threads) for t in range(threads)]
+
+  def part(lo_hi):
+    lo, hi = lo_hi
+    for _ in range(steps):
+      for dot, (lhs, rhs, out) in zip(dots, operands):
+        batch = dot.gemm_shape[0]
+        rows = slice(lo * batch, hi * batch)
+        np.matmul(lhs[rows], rhs[rows], out=out[rows])
+
+  def run(carry):
+    with threadpoolctl.threadpool_limits(1, user_api="blas"), \
+         concurrent.futures.ThreadPoolExecutor(threads, "blas_dots") as pool:
+      list(pool.map(part, bounds))
+    return carry
+
+  return run, operands

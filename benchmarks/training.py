@@ -10,7 +10,9 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   *-scan    the T steps inside one compiled `lax.scan`;  *-host   a Python loop of compiled steps;
   auto      what `train.auto_strategy` picks for this backend, model and width;
   dots-only not a strategy: the step's matrix products alone, vmapped and scanned the same way
-            (benchmarks/step_dots.py), the FLOP/s ceiling XLA's dot kernels give these shapes.
+            (benchmarks/step_dots.py), the FLOP/s ceiling XLA's dot kernels give these shapes;
+            `dots-only-cN` in N member chunks side by side, like the steps' `-cN`;
+  dots-blas the same products with numpy's BLAS, members split over one thread per core.
 Every case runs at one compute dtype (the model kwarg `compute_dtype`): 'float32', or 'bfloat16'
 activations with float32 parameters, optimizer state and loss (mixed precision).
 """
@@ -27,6 +29,7 @@ import jax.numpy as jnp
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import compile_cache, models, train
+from unlearn_jax.train import member_chunks
 from benchmarks import report, step_dots, timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
@@ -200,8 +203,8 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
     flop_count = s.flops_per_step()
     examples = members * s.steps * batch_size
     for name in strategies:
-      if name == report.DOTS_ONLY:
-        result, step_flops = time_dots_only(s, members, timing_kw)
+      if report.is_ceiling(name):
+        result, step_flops = time_dots_only(s, members, name, timing_kw)
       else:
         strategy = parse_strategy(name, workload.model, width)
         name, step_flops = strategy_name(strategy), flop_count
@@ -220,12 +223,25 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
   return rows
 
 
-def time_dots_only(s: Setup, members: int, timing_kw: dict) -> tuple[timing.Timing, int]:
-  """Times the step's dots alone (same shapes, members and steps per call); (timing, the
-  dots' FLOPs per step and member)."""
+def time_dots_only(s: Setup, members: int, name: str,
+                   timing_kw: dict) -> tuple[timing.Timing, int]:
+  """Times the step's dots alone (same shapes, members and steps per call) as `name` says:
+  'dots-only' (XLA, one program), 'dots-only-c<N>' (XLA, N member chunks side by side) or
+  'dots-blas' (numpy's BLAS); (timing, the dots' FLOPs per step and member)."""
   dots = step_dots.step_dots(s.step_fn, *s.first_member_step_args())
-  run, _ = step_dots.dots_only(dots, members, s.steps)
-  result, _ = timing.measure(run, jnp.zeros((members,), jnp.float32), **timing_kw)
+  if name == report.DOTS_BLAS:
+    run, _ = step_dots.blas_dots(dots, members, s.steps)
+    carry = None
+  else:
+    chunks = int(name.removeprefix(report.DOTS_ONLY).removeprefix("-c") or 1)
+    chunk = -(-members // chunks)
+    # One program per chunk size (the last chunk may be smaller), as the step's chunks compile.
+    programs = {size: step_dots.dots_only(dots, size, s.steps)[0]
+                for size in {min(chunk, members - lo) for lo in range(0, members, chunk)}}
+    run = lambda shifts: member_chunks.map_member_chunks(
+        lambda part: programs[part.shape[0]](part), chunk, shifts)
+    carry = jnp.zeros((members,), jnp.float32)
+  result, _ = timing.measure(run, carry, **timing_kw)
   return result, sum(d.flops for d in dots)
 
 

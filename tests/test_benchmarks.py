@@ -31,7 +31,7 @@ def quick_results(tmp_path_factory):
   env.pop("XLA_FLAGS", None)
   proc = subprocess.run(
       [sys.executable, "-m", "benchmarks.run", "--quick", "--models=mlp",
-       "--strategies=vmap-scan,loop-host,dots-only", f"--out={out}"],
+       "--strategies=vmap-scan,loop-host,dots-only,dots-only-c2,dots-blas", f"--out={out}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out) as f:
@@ -54,12 +54,16 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
     assert row["rate"] > 0 and row["rate_per_member"] > 0 and row["steady_s"] > 0, row
     assert row["first_call_s"] >= row["compile_s"] >= 0, row
   train = [r for r in rows if r["benchmark"] == "train"]
-  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host", "dots-only"}
+  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host", "dots-only",
+                                            "dots-only-c2", "dots-blas"}
   step = next(r for r in train if r["strategy"] == "vmap-scan")
   dots = next(r for r in train if r["strategy"] == "dots-only")
   # The step does its dots and more (elementwise work, the update).
   assert 0.5 * step["flops_per_step_member"] < dots["flops_per_step_member"] < \
       step["flops_per_step_member"]
+  # Every ceiling times the same products, whoever's kernels run them.
+  assert {r["flops_per_step_member"] for r in train if report.is_ceiling(r["strategy"])} == {
+      dots["flops_per_step_member"]}
   for r in train:
     assert r["model"] == "mlp" and r["unit"] == "examples/s"
     assert r["flops_per_step_member"] > 0 and 0 < r["fraction_of_peak"]
@@ -155,6 +159,43 @@ def test_step_dots_are_the_hand_counted_products_and_run_alone():
   want = [1e-30 * sum(float(np.sum(np.asarray(dot(lhs[m], rhs[m]), np.float64)))
                       for dot, (lhs, rhs) in zip(dots, operands)) for m in range(2)]
   np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_dot_gemm_shapes_are_hand_counted_and_match_flops():
+  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
+  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  batched = step_dots.Dot(spec(3, 5, 4), spec(3, 4, 6), (((2,), (1,)), ((0,), (0,))), None,
+                          None)
+  # A weight gradient x^T @ g: the batch axis 8 is contracted.
+  weight_grad = step_dots.Dot(spec(8, 5), spec(8, 7), (((0,), (0,)), ((), ())), None, None)
+  assert batched.gemm_shape == (3, 5, 4, 6) and weight_grad.gemm_shape == (1, 5, 8, 7)
+  for dot in (batched, weight_grad):
+    assert dot.flops == 2 * np.prod(dot.gemm_shape)
+
+
+def test_blas_dots_compute_every_members_products():
+  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
+  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  dots = [step_dots.Dot(spec(3, 5, 4), spec(3, 4, 6), (((2,), (1,)), ((0,), (0,))), None, None),
+          step_dots.Dot(spec(8, 5), spec(8, 7), (((0,), (0,)), ((), ())), None, None)]
+  run, operands = step_dots.blas_dots(dots, members=5, steps=2, threads=2)
+  for _, _, out in operands:
+    out.fill(np.nan)
+  assert run("carry") == "carry"
+  for dot, (lhs, rhs, out) in zip(dots, operands):
+    batch, m, k, n = dot.gemm_shape
+    assert lhs.shape == (5 * batch, m, k) and out.shape == (5 * batch, m, n)
+    # Both threads' members are done: no row keeps its NaN.
+    np.testing.assert_allclose(out, np.matmul(lhs, rhs), rtol=1e-5)
+  with pytest.raises(ValueError, match="float32 products only.*bfloat16"):
+    step_dots.blas_dots([step_dots.Dot(jax.ShapeDtypeStruct((2, 2), jnp.bfloat16),
+                                       jax.ShapeDtypeStruct((2, 2), jnp.bfloat16),
+                                       (((1,), (0,)), ((), ())), None, None)], 1, 1)
+
+
+def test_ceilings_are_told_from_strategies():
+  assert all(map(report.is_ceiling, ["dots-only", "dots-only-c2", "dots-only-c12", "dots-blas"]))
+  assert not any(map(report.is_ceiling, ["vmap-scan", "dots-only-g2", "auto", "dots-blas-c2"]))
 
 
 def test_gpu_check_script_parses():
