@@ -230,6 +230,9 @@ def time_dots_only(s: Setup, members: int, name: str,
   'dots-blas' (numpy's BLAS); (timing, the dots' FLOPs per step and member)."""
   dots = step_dots.step_dots(s.step_fn, *s.first_member_step_args())
   if name == report.DOTS_BLAS:
+    if jax.default_backend() != "cpu":
+      raise ValueError(f"{report.DOTS_BLAS} times the host CPU's BLAS, a ceiling for XLA:CPU "
+                       f"steps only; this backend is {jax.default_backend()!r}.")
     run, _ = step_dots.blas_dots(dots, members, s.steps)
     carry = None
   else:
