@@ -308,6 +308,29 @@ def test_started_batches_sort_in_a_background_thread(monkeypatch):
   assert sorted_in[-1] == threading.get_ident()   # member_batches sorts where it is called
 
 
+def test_epochs_batches_are_drawn_ahead_in_order_in_a_thread_of_the_trainers_own(monkeypatch):
+  from unlearn_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  keys = jax.vmap(jax.random.key)(jnp.arange(3))
+  pool = jnp.arange(45, dtype=jnp.int32)   # 5 batches of 8 per epoch
+  monkeypatch.setattr(trainer, "LOOKAHEAD_BYTES", 2 * 3 * 5 * 8 * 4)   # 2 epochs of int32
+  drawn_in, real_draw = [], trainer.epoch_batches
+  monkeypatch.setattr(trainer, "epoch_batches", lambda *a: (
+      drawn_in.append((a[-1], threading.get_ident())) or real_draw(*a)))
+  with trainer._EpochBatches(keys, pool, 8, 1, 7) as upcoming:
+    assert len(upcoming._pending) == 3   # this epoch's and 2 ahead, no more
+    got = [np.asarray(upcoming.next()) for _ in range(6)]
+    assert not upcoming._pending
+  for epoch, batches in zip(range(1, 7), got):
+    np.testing.assert_array_equal(batches, real_draw(keys, pool, 8, epoch))
+  assert [e for e, _ in drawn_in] == list(range(1, 7))
+  assert len({t for _, t in drawn_in}) == 1 and drawn_in[0][1] != threading.get_ident()
+  # A loop that fails leaves no draw running behind it.
+  with pytest.raises(RuntimeError, match="stop"):
+    with trainer._EpochBatches(keys, pool, 8, 0, 50) as upcoming:
+      raise RuntimeError("stop")
+  assert upcoming._thread._shutdown
+
+
 def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(monkeypatch):
   monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
   monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S", 1e-9)   # spent by any draw

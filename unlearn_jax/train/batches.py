@@ -216,18 +216,17 @@ def epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int, epoch) 
   Each member's epoch is its permutation `fold_in(key, epoch)` of the pool; the last partial
   batch is dropped so every step has the same shape.
   """
-  return start_epoch_batches(keys, pool_idx, batch_size, epoch)()
-
-
-def start_epoch_batches(keys: jax.Array, pool_idx: jax.Array, batch_size: int,
-                        epoch) -> Callable[[], jax.Array]:
-  """`epoch_batches` in two halves, as `start_member_batches`."""
   pool_idx = check_pool(pool_idx, keys.shape[0])
+  return member_batches(keys, pool_idx, batch_size, epoch_steps(pool_idx, batch_size), epoch)
+
+
+def epoch_steps(pool_idx, batch_size: int) -> int:
+  """Full batches per training epoch of a pool (its last partial batch is dropped)."""
   steps = pool_idx.shape[-1] // batch_size
   if steps == 0:
     raise ValueError(f"batch size {batch_size} is larger than the pool of {pool_idx.shape[-1]} "
                      "examples.")
-  return start_member_batches(keys, pool_idx, batch_size, steps, epoch)
+  return steps
 
 
 def check_pool(pool_idx, num_members: int) -> jax.Array:
