@@ -316,12 +316,16 @@ def test_epochs_batches_are_drawn_ahead_in_order_in_a_thread_of_the_trainers_own
   drawn_in, real_draw = [], trainer.epoch_batches
   monkeypatch.setattr(trainer, "epoch_batches", lambda *a: (
       drawn_in.append((a[-1], threading.get_ident())) or real_draw(*a)))
+  assert batches.draws_on_host(keys, pool)   # CPU, outside a trace
+  traced = []
+  jax.jit(lambda k: traced.append(batches.draws_on_host(k, pool)) or 0)(keys)
+  assert traced == [False]
   with trainer._EpochBatches(keys, pool, 8, 1, 7) as upcoming:
     assert len(upcoming._pending) == 3   # this epoch's and 2 ahead, no more
     got = [np.asarray(upcoming.next()) for _ in range(6)]
     assert not upcoming._pending
-  for epoch, batches in zip(range(1, 7), got):
-    np.testing.assert_array_equal(batches, real_draw(keys, pool, 8, epoch))
+  for epoch, drawn in zip(range(1, 7), got):
+    np.testing.assert_array_equal(drawn, real_draw(keys, pool, 8, epoch))
   assert [e for e, _ in drawn_in] == list(range(1, 7))
   assert len({t for _, t in drawn_in}) == 1 and drawn_in[0][1] != threading.get_ident()
   # A loop that fails leaves no draw running behind it.
@@ -329,6 +333,16 @@ def test_epochs_batches_are_drawn_ahead_in_order_in_a_thread_of_the_trainers_own
     with trainer._EpochBatches(keys, pool, 8, 0, 50) as upcoming:
       raise RuntimeError("stop")
   assert upcoming._thread._shutdown
+  # Draws that are device programs are dispatched by the loop's own thread, one at a time, in
+  # order (processes must dispatch programs in the same order).
+  monkeypatch.setattr(trainer, "draws_on_host", lambda *a: False)
+  drawn_in.clear()
+  with trainer._EpochBatches(keys, pool, 8, 2, 4) as upcoming:
+    assert not drawn_in
+    np.testing.assert_array_equal(upcoming.next(), real_draw(keys, pool, 8, 2))
+    assert drawn_in == [(2, threading.get_ident())]
+    np.testing.assert_array_equal(upcoming.next(), real_draw(keys, pool, 8, 3))
+  assert [e for e, _ in drawn_in] == [2, 3]
 
 
 def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(monkeypatch):

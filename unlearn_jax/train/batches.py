@@ -86,6 +86,14 @@ def _vmapped_batches(keys, pool_idx, batch_size: int, steps: int, first_permutat
 _device_member_batches = compile_cache.exact_jit(_vmapped_batches, static_argnums=(2, 3))
 
 
+def draws_on_host(keys: jax.Array, pool_idx) -> bool:
+  """Whether `member_batches` of these keys and pool is numpy work (XLA:CPU, outside a trace,
+  arrays held whole by this process): work any thread can do without dispatching programs
+  that other processes must dispatch in the same order."""
+  return not any(isinstance(a, jax.core.Tracer) for a in (keys, pool_idx)) and _sort_on_host(
+      keys, pool_idx)
+
+
 def _sort_on_host(*args) -> bool:
   """XLA:CPU, and every array whole in this process (a multi-process run sorts on devices)."""
   return jax.default_backend() == "cpu" and all(

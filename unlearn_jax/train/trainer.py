@@ -17,7 +17,8 @@ import numpy as np
 
 from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.batches import check_pool, epoch_batches, epoch_steps, fold_in_members
+from unlearn_jax.train.batches import (check_pool, draws_on_host, epoch_batches, epoch_steps,
+                                       fold_in_members)
 from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
@@ -94,11 +95,14 @@ class _EpochBatches:
   several epochs ahead it also fills the core left idle while the first epoch compiles. The
   thread is this trainer's, so stages training side by side never queue behind each other's
   draws. At most `LOOKAHEAD_BYTES` of indices wait; the indices are the same as drawn one by one.
+  Where the draws are device programs (accelerators, several processes) they are dispatched
+  here, in order, by the training loop's thread: those are asynchronous already, and every
+  process must dispatch its programs in the same order.
   """
 
   def __init__(self, keys, pool_idx, batch_size: int, start: int, stop: int):
     per_epoch = keys.shape[0] * epoch_steps(pool_idx, batch_size) * batch_size * 4   # int32
-    self._depth = max(1, LOOKAHEAD_BYTES // per_epoch)
+    self._depth = max(1, LOOKAHEAD_BYTES // per_epoch) if draws_on_host(keys, pool_idx) else 0
     self._draw = lambda epoch: epoch_batches(keys, pool_idx, batch_size, epoch)
     self._epochs = iter(range(start, stop))
     self._pending: collections.deque = collections.deque()
@@ -106,13 +110,15 @@ class _EpochBatches:
     self._top_up()
 
   def _top_up(self):
-    while len(self._pending) < self._depth + 1:
+    while self._depth and len(self._pending) < self._depth + 1:
       epoch = next(self._epochs, None)
       if epoch is None:
         return
       self._pending.append(self._thread.submit(self._draw, epoch))
 
   def next(self) -> jax.Array:
+    if not self._depth:
+      return self._draw(next(self._epochs))
     batches = self._pending.popleft().result()
     self._top_up()
     return batches
