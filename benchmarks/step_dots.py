@@ -10,8 +10,8 @@ gathers and optimizer update, to be read next to the step's own FLOP/s and the m
 2048^2 matmul (benchmarks/results/cpu-amd-epyc-zen5.md).
 `blas_dots(dots, S, T)` does the same products with numpy's BLAS instead of XLA (the
 `dots-blas` rows): a second library's kernels on the same shapes, each product in its best
-layout, so a ceiling below a FLOP/s target shows the target is out of any kernel's reach
-rather than only XLA's (benchmarks/results/cpu-xeon-model167.md).
+layout, which tells whether a FLOP/s target is out of reach of XLA's kernels only or of any
+kernel (benchmarks/results/cpu-xeon-model167.md).
 
 Each step's left operands are shifted by a scalar carried from the previous step's products,
 so XLA cannot hoist the products out of the loop; the shift and the sums that feed it add
@@ -117,7 +117,7 @@ def blas_dots(dots: list[Dot], members: int, steps: int, threads: int | None = N
   out that way in advance); operands are random float32, (members * batch, ...) stacked.
 
   The members are split over `threads` host threads (default: one per core), each calling BLAS
-  with one thread of its own: for the width-64 MLP's products on 2 Xeon cores that gave 149-170
+  with one thread of its own: for the width-64 MLP's products on 2 Xeon cores that gave 191-208
   GFLOP/s, against 102-104 from one thread calling a 1- or 2-thread BLAS.
   """
   if any(jnp.dtype(d.lhs.dtype) != jnp.float32 for d in dots):
@@ -131,20 +131,25 @@ def blas_dots(dots: list[Dot], members: int, steps: int, threads: int | None = N
                      rng.standard_normal((members * batch, k, n), np.float32),
                      np.empty((members * batch, m, n), np.float32)))
   threads = max(1, min(threads or os.cpu_count() or 1, members))
-  bounds = [(members * t // threads, members * (t + 1) // threads) for t in range(threads)]
+  # Each thread's slices of every product, made once: the timed loop only multiplies.
+  parts = []
+  for t in range(threads):
+    lo, hi = members * t // threads, members * (t + 1) // threads
+    rows = [slice(lo * d.gemm_shape[0], hi * d.gemm_shape[0]) for d in dots]
+    parts.append([(lhs[r], rhs[r], out[r]) for r, (lhs, rhs, out) in zip(rows, operands)])
 
-  def part(lo_hi):
-    lo, hi = lo_hi
+  def part(products):
     for _ in range(steps):
-      for dot, (lhs, rhs, out) in zip(dots, operands):
-        batch = dot.gemm_shape[0]
-        rows = slice(lo * batch, hi * batch)
-        np.matmul(lhs[rows], rhs[rows], out=out[rows])
+      for lhs, rhs, out in products:
+        np.matmul(lhs, rhs, out=out)
+
+  # Threads made once too (a pool per call cost 0.3 ms, 2% of a width-64 call); they idle
+  # between calls.
+  pool = concurrent.futures.ThreadPoolExecutor(threads, "blas_dots")
 
   def run(carry):
-    with threadpoolctl.threadpool_limits(1, user_api="blas"), \
-         concurrent.futures.ThreadPoolExecutor(threads, "blas_dots") as pool:
-      list(pool.map(part, bounds))
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+      list(pool.map(part, parts))
     return carry
 
   return run, operands
