@@ -18,9 +18,26 @@ DOTS_ONLY = "dots-only"
 DOTS_BLAS = "dots-blas"
 
 
+# Training rows of the real step with its products done another way (benchmarks/blas_call.py):
+# '<strategy>-blas' as OpenBLAS custom calls, '<strategy>-nodots' as zero fills (the time of
+# everything but the products). Measurements, not strategies either.
+PRODUCT_VARIANTS = ("blas", "nodots")
+
+
 def is_ceiling(strategy: str) -> bool:
   """Whether a training row's strategy names one of the dots-alone ceilings."""
   return strategy == DOTS_BLAS or re.fullmatch(DOTS_ONLY + r"(-c\d+)?", strategy) is not None
+
+
+def products_variant(strategy: str) -> tuple[str, Optional[str]]:
+  """('vmap-scan-c2', 'blas') for 'vmap-scan-c2-blas'; (strategy, None) without a variant."""
+  head, _, last = strategy.rpartition("-")
+  return (head, last) if head and last in PRODUCT_VARIANTS else (strategy, None)
+
+
+def is_reference(strategy: str) -> bool:
+  """Whether a training row measures a ceiling or a product variant rather than a strategy."""
+  return is_ceiling(strategy) or products_variant(strategy)[1] is not None
 
 
 def number(value: Optional[float], digits: int = 3) -> str:
@@ -97,7 +114,7 @@ def strategy_table(doc: dict) -> str:
   """
   cases: dict = collections.OrderedDict()
   for row in doc["results"]:
-    if row["benchmark"] in ("train", "unlearn") and not is_ceiling(row["strategy"]):
+    if row["benchmark"] in ("train", "unlearn") and not is_reference(row["strategy"]):
       key = (row["benchmark"], row["model"], row["dataset"], row["width"], row["members"])
       cases.setdefault(key, []).append(row)
   lines = ["| benchmark | model/data | width | S | best vmap | best chunk | best loop | winner "

@@ -67,8 +67,11 @@ def plan(quick: bool, backend: str) -> dict:
             ["vmap-scan", "loop-scan", "chunk2-scan", "vmap-host"])
   steps = 4 if cpu else 8
   # The step as `auto` runs it on CPU (2 member chunks side by side) next to its products alone,
-  # with XLA's kernels in the same chunks and with numpy's BLAS.
+  # with XLA's kernels in the same chunks and with numpy's BLAS, and the same step with its
+  # products as OpenBLAS custom calls and with none (where a C++ compiler can build them).
   ceilings = ["vmap-scan-c2", "dots-only-c2", "dots-blas"]
+  if cpu and products_reason() is None:
+    ceilings += ["vmap-scan-c2-blas", "vmap-scan-c2-nodots"]
   return {
       "timing": dict(min_repeats=2, max_repeats=10, min_time_s=1.0),
       "train": [
@@ -142,6 +145,12 @@ def reference_peak(info: dict, compute_dtype: str) -> Optional[float]:
   return info["peak_flops"]
 
 
+def products_reason() -> Optional[str]:
+  """Why the '-blas' / '-nodots' rows cannot run here, or None (benchmarks/blas_call.py)."""
+  from benchmarks import blas_call  # pylint: disable=g-import-not-at-top
+  return blas_call.unavailable_reason()
+
+
 def train_jobs(cases: list[dict], compute_dtypes: Sequence[str]) -> list[dict]:
   """One job per (case, width, compute dtype): rows come out in the same order as one job per
   case would give them, and a run stopped early keeps every finished width."""
@@ -174,6 +183,8 @@ def run_benchmarks(args, checkpoint: Optional[Callable[[dict], None]] = None) ->
       case_peak = reference_peak(info, case["compute_dtype"])
       jobs.append(("train", case, lambda c=case, pk=case_peak: training.throughput(
           **c, **kw, peak=pk)))
+    if info["backend"] == "cpu" and not args.quick and products_reason():
+      jobs.append(("train", "skip", f"the MLP's -blas/-nodots rows: {products_reason()}"))
   if "padding" in args.only:
     for case in p["padding"]:
       jobs.append(("padding", case, lambda c=case: training.padding_cost(**c, **kw, **flop_kw)))

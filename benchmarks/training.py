@@ -12,7 +12,10 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   dots-only not a strategy: the step's matrix products alone, vmapped and scanned the same way
             (benchmarks/step_dots.py), the FLOP/s ceiling XLA's dot kernels give these shapes;
             `dots-only-cN` in N member chunks side by side, like the steps' `-cN`;
-  dots-blas the same products with numpy's BLAS, members split over one thread per core.
+  dots-blas the same products with numpy's BLAS, members split over one thread per core;
+  *-blas    not a strategy either: the strategy's real step with the MLP's products as OpenBLAS
+            custom calls (benchmarks/blas_call.py), XLA doing everything else;
+  *-nodots  that step with every product a zero fill instead: the time of everything else.
 Every case runs at one compute dtype (the model kwarg `compute_dtype`): 'float32', or 'bfloat16'
 activations with float32 parameters, optimizer state and loss (mixed precision).
 """
@@ -30,7 +33,7 @@ import jax.numpy as jnp
 from unlearn_jax import data as data_lib
 from unlearn_jax import compile_cache, models, train
 from unlearn_jax.train import member_chunks
-from benchmarks import report, step_dots, timing
+from benchmarks import blas_call, report, step_dots, timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
 
@@ -144,6 +147,8 @@ class Setup:
   step_fn: Any
   keys: jax.Array
   batches: jax.Array   # (S, T, batch_size) indices
+  model: Any           # the (widest) module step_fn trains
+  make_step: Any       # module -> a step like step_fn's for that module
 
   @property
   def steps(self) -> int:
@@ -175,15 +180,29 @@ def setup(workload: Workload, members: tuple[train.Member, ...], batch_size: int
     return train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
 
   state = jax.jit(jax.vmap(init_one))(variables.params, variables.batch_stats, lrs, wds)
-  step_fn = train.make_train_step(model, train.any_optimizer(factory),
-                                  augment=data["x"].ndim == 4)
+  make_step = functools.partial(train.make_train_step, tx=train.any_optimizer(factory),
+                                augment=data["x"].ndim == 4)
   keys = train.member_keys(members, 0)
-  return Setup(data, state, step_fn, keys, train.epoch_batches(keys, pool, batch_size, 0))
+  return Setup(data, state, make_step(model), keys,
+               train.epoch_batches(keys, pool, batch_size, 0), model, make_step)
 
 
-def time_epoch(s: Setup, strategy: train.Strategy, timing_kw: dict) -> timing.Timing:
+def products_step(s: Setup, variant: Optional[str]):
+  """The setup's step (variant None), or the same step with its products as OpenBLAS custom
+  calls ('blas') or zero fills ('nodots'); the model needs a `dot_general` field (the MLP)."""
+  if variant is None:
+    return s.step_fn
+  if "dot_general" not in getattr(s.model, "__dataclass_fields__", {}):
+    raise ValueError(f"'-{variant}' rows replace the Dense products of a model with a "
+                     f"dot_general field (mlp); {type(s.model).__name__} has none.")
+  blas_call.register()  # builds the custom call now, not inside the timed first call
+  return s.make_step(s.model.clone(dot_general=blas_call.dot_general(variant == "blas")))
+
+
+def time_epoch(s: Setup, strategy: train.Strategy, timing_kw: dict,
+               step_fn=None) -> timing.Timing:
   """Times epoch-sized Driver calls; a fresh Driver compiles afresh, so first call = compile."""
-  driver = train.Driver(s.step_fn, strategy)
+  driver = train.Driver(step_fn or s.step_fn, strategy)
   result, _ = timing.measure(lambda carry: driver(carry[0], s.data, s.batches, s.keys),
                              (s.state, None), **timing_kw)
   return result
@@ -206,9 +225,13 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
       if report.is_ceiling(name):
         result, step_flops = time_dots_only(s, members, name, timing_kw)
       else:
-        strategy = parse_strategy(name, workload.model, width)
-        name, step_flops = strategy_name(strategy), flop_count
-        result = time_epoch(s, strategy, timing_kw)
+        base, products = report.products_variant(name)
+        strategy = parse_strategy(base, workload.model, width)
+        name = strategy_name(strategy) + (f"-{products}" if products else "")
+        # The custom calls do the step's arithmetic, which XLA cannot count: the step's own
+        # count stands for '-blas'; '-nodots' rows do (almost) none, so they get no FLOP/s.
+        step_flops = None if products == "nodots" else flop_count
+        result = time_epoch(s, strategy, timing_kw, products_step(s, products))
       rows.append({
           "benchmark": "train", "model": workload.model, "dataset": workload.dataset,
           "width": width, "members": members, "batch_size": batch_size,

@@ -13,12 +13,18 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # benchmarks/ is not an installed package
 
-from benchmarks import report, run  # noqa: E402
+from benchmarks import blas_call, report, run  # noqa: E402
 
 MACHINE_FIELDS = {"backend", "device_kind", "cpu_model", "cpu_count", "jax_version",
                   "peak_flops", "peak_assumption"}
 ROW_FIELDS = {"benchmark", "strategy", "rate", "unit", "rate_per_member", "first_call_s",
               "steady_s", "compile_s", "flops_per_s", "fraction_of_peak"}
+
+
+# The product-variant rows need a C++ compiler and numpy's OpenBLAS (test_blas_call.py).
+PRODUCT_ROWS = [] if blas_call.unavailable_reason() else ["vmap-scan-blas", "vmap-scan-nodots"]
+QUICK_STRATEGIES = ["vmap-scan", "loop-host", "dots-only", "dots-only-c2", "dots-blas",
+                    *PRODUCT_ROWS]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def quick_results(tmp_path_factory):
   env.pop("XLA_FLAGS", None)
   proc = subprocess.run(
       [sys.executable, "-m", "benchmarks.run", "--quick", "--models=mlp",
-       "--strategies=vmap-scan,loop-host,dots-only,dots-only-c2,dots-blas", f"--out={out}"],
+       "--strategies=" + ",".join(QUICK_STRATEGIES), f"--out={out}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out) as f:
@@ -54,8 +60,7 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
     assert row["rate"] > 0 and row["rate_per_member"] > 0 and row["steady_s"] > 0, row
     assert row["first_call_s"] >= row["compile_s"] >= 0, row
   train = [r for r in rows if r["benchmark"] == "train"]
-  assert {r["strategy"] for r in train} == {"vmap-scan", "loop-host", "dots-only",
-                                            "dots-only-c2", "dots-blas"}
+  assert {r["strategy"] for r in train} == set(QUICK_STRATEGIES)
   step = next(r for r in train if r["strategy"] == "vmap-scan")
   dots = next(r for r in train if r["strategy"] == "dots-only")
   # The step does its dots and more (elementwise work, the update).
@@ -64,8 +69,17 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
   # Every ceiling times the same products, whoever's kernels run them.
   assert {r["flops_per_step_member"] for r in train if report.is_ceiling(r["strategy"])} == {
       dots["flops_per_step_member"]}
+  if PRODUCT_ROWS:
+    # The custom calls do the step's arithmetic: the step's count stands for it; the zero
+    # fills do none, so that row has no FLOP/s.
+    variants = {r["strategy"]: r for r in train if r["strategy"] in PRODUCT_ROWS}
+    assert variants["vmap-scan-blas"]["flops_per_step_member"] == step["flops_per_step_member"]
+    nodots = variants["vmap-scan-nodots"]
+    assert nodots["flops_per_step_member"] is None and nodots["fraction_of_peak"] is None
   for r in train:
     assert r["model"] == "mlp" and r["unit"] == "examples/s"
+    if r["strategy"].endswith("-nodots"):
+      continue
     assert r["flops_per_step_member"] > 0 and 0 < r["fraction_of_peak"]
     assert r["rate"] == pytest.approx(r["rate_per_member"] * r["members"])
   padding = {r["strategy"].split()[-1]: r for r in rows if r["benchmark"] == "padding"}
