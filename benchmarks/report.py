@@ -70,9 +70,11 @@ def machine_line(doc: dict) -> str:
   m = doc["machine"]
   device = m["cpu_model"] if m["backend"] == "cpu" else m["device_kind"]
   mode = "quick" if doc["settings"].get("quick") else "full"
+  # XLA_FLAGS change what every program compiles to, so a run under them says so.
+  flags = doc["settings"].get("xla_flags")
   return (f"**{m['backend']}: {device}** ({m['cpu_count']} CPUs, jax {m['jax_version']}, "
-          f"{mode} run {doc.get('created', '')}); peak {number(m.get('peak_flops'))}FLOP/s = "
-          f"{m.get('peak_assumption')}")
+          f"{mode} run {doc.get('created', '')}{f', XLA_FLAGS={flags}' if flags else ''}); "
+          f"peak {number(m.get('peak_flops'))}FLOP/s = {m.get('peak_assumption')}")
 
 
 def results_table(doc: dict) -> str:

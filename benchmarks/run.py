@@ -200,6 +200,7 @@ def run_benchmarks(args, checkpoint: Optional[Callable[[dict], None]] = None) ->
 
   doc = {"machine": info, "created": datetime.datetime.now().isoformat(timespec="seconds"),
          "settings": {"quick": args.quick, "only": sorted(args.only), "argv": sys.argv[1:],
+                      "xla_flags": os.environ.get("XLA_FLAGS", ""),
                       "timing": p["timing"]},
          "results": [], "skipped": [], "errors": [], "complete": False}
   if compute_dtypes != ["float32"]:

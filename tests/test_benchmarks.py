@@ -306,3 +306,22 @@ def test_compile_options_compare_compile_time_and_bits_against_the_default(capsy
   assert by_name["bogus"]["bitwise"] == "-" and "xla_no_such_option" in by_name["bogus"]["compile"]
   with pytest.raises(SystemExit):
     compile_options.main(["--reference=nameless"])
+
+
+def test_machine_line_names_the_xla_flags_of_a_run():
+  doc = {"machine": {"backend": "cpu", "cpu_model": "X", "cpu_count": 2, "jax_version": "0",
+                     "peak_flops": 1e11, "peak_assumption": "a guess"},
+         "settings": {"quick": False, "xla_flags": "--xla_cpu_use_fusion_emitters=true"},
+         "created": "now"}
+  assert "XLA_FLAGS=--xla_cpu_use_fusion_emitters=true" in report.machine_line(doc)
+  doc["settings"]["xla_flags"] = ""
+  assert "XLA_FLAGS" not in report.machine_line(doc)
+
+
+def test_full_cpu_plan_has_the_product_rows_only_where_they_can_be_built(monkeypatch):
+  mlp_strategies = lambda: next(c for c in run.plan(False, "cpu")["train"]
+                                if c["workload"].model == "mlp")["strategies"]
+  monkeypatch.setattr(run, "products_reason", lambda: None)
+  assert {"vmap-scan-c2-blas", "vmap-scan-c2-nodots"} <= set(mlp_strategies())
+  monkeypatch.setattr(run, "products_reason", lambda: "no C++ compiler")
+  assert not any(report.products_variant(s)[1] for s in mlp_strategies())
