@@ -32,7 +32,9 @@ def is_ceiling(strategy: str) -> bool:
 def products_variant(strategy: str) -> tuple[str, Optional[str]]:
   """('vmap-scan-c2', 'blas') for 'vmap-scan-c2-blas'; (strategy, None) without a variant."""
   head, _, last = strategy.rpartition("-")
-  return (head, last) if head and last in PRODUCT_VARIANTS else (strategy, None)
+  if is_ceiling(strategy) or not head or last not in PRODUCT_VARIANTS:
+    return strategy, None   # 'dots-blas' is a ceiling, not the strategy 'dots' with a variant
+  return head, last
 
 
 def is_reference(strategy: str) -> bool:

@@ -84,6 +84,7 @@ def test_product_variants_are_told_from_strategies():
   assert report.products_variant("auto-nodots") == ("auto", "nodots")
   assert report.products_variant("vmap-scan-fused") == ("vmap-scan-fused", None)
   assert report.products_variant("blas") == ("blas", None)
+  assert report.products_variant("dots-blas") == ("dots-blas", None)
   assert all(map(report.is_reference, ["vmap-scan-c2-blas", "loop-host-nodots", "dots-blas"]))
   assert not any(map(report.is_reference, ["vmap-scan-c2", "auto", "vmap-scan-fused"]))
 
