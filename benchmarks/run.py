@@ -183,8 +183,9 @@ def run_benchmarks(args, checkpoint: Optional[Callable[[dict], None]] = None) ->
       case_peak = reference_peak(info, case["compute_dtype"])
       jobs.append(("train", case, lambda c=case, pk=case_peak: training.throughput(
           **c, **kw, peak=pk)))
-    if info["backend"] == "cpu" and not args.quick and products_reason():
-      jobs.append(("train", "skip", f"the MLP's -blas/-nodots rows: {products_reason()}"))
+    reason = products_reason() if info["backend"] == "cpu" and not args.quick else None
+    if reason:
+      jobs.append(("train", "skip", f"the MLP's -blas/-nodots rows: {reason}"))
   if "padding" in args.only:
     for case in p["padding"]:
       jobs.append(("padding", case, lambda c=case: training.padding_cost(**c, **kw, **flop_kw)))
