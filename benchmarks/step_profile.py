@@ -68,8 +68,8 @@ def parse_hlo(text: str) -> dict[str, Op]:
   computations: dict[str, dict[str, Op]] = {}
   current: dict[str, Op] = {}
   for line in text.splitlines():
-    head = _COMPUTATION.match(line)
-    if head and "=" not in line.split("(")[0]:
+    head = _COMPUTATION.match(line)   # instructions are indented, computations are not
+    if head:
       current = computations.setdefault(head.group(1), {})
       continue
     found = _INSTRUCTION.match(line)
@@ -145,7 +145,8 @@ def profile_rows(ops: dict[str, Op], own: dict[str, list[float]], calls: int) ->
 
 
 def markdown(rows: list[dict], head: str, peak: Optional[float]) -> str:
-  lines = [head, "", "| op | kind | shape | ms per call | runs per call | share | FLOP/s | % peak |",
+  lines = [head, "",
+           "| op | kind | shape | ms per call | runs per call | share | FLOP/s | % peak |",
            "|---|---|---|---:|---:|---:|---:|---:|"]
   for r in rows:
     rate = r["flops_per_s"]

@@ -1,4 +1,4 @@
-"""The OpenBLAS custom call behind the benchmarks' '-blas' / '-nodots' rows (benchmarks/blas_call.py)."""
+"""The OpenBLAS custom call behind the benchmarks' -blas / -nodots rows (blas_call.py)."""
 import os
 import sys
 
