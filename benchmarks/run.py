@@ -66,18 +66,12 @@ def plan(quick: bool, backend: str) -> dict:
   resnet = (["vmap-host", "loop-host", "chunk2-host"] if cpu else
             ["vmap-scan", "loop-scan", "chunk2-scan", "vmap-host"])
   steps = 4 if cpu else 8
-  # The step as `auto` runs it on CPU (2 member chunks side by side) next to its products alone,
-  # with XLA's kernels in the same chunks and with numpy's BLAS, and the same step with its
-  # products as OpenBLAS custom calls and with none (where a C++ compiler can build them).
-  ceilings = ["vmap-scan-c2", "dots-only-c2", "dots-blas"]
-  if cpu and products_reason() is None:
-    ceilings += ["vmap-scan-c2-blas", "vmap-scan-c2-nodots"]
   return {
       "timing": dict(min_repeats=2, max_repeats=10, min_time_s=1.0),
       "train": [
           dict(workload=mnist1d("mlp"), widths=[16, 128, 1024], members=8, batch_size=128,
-               strategies=["vmap-scan", "vmap-scan-g2", "loop-scan", "chunk4-scan",
-                           "vmap-host"] + (ceilings if cpu else [])),
+               strategies=["vmap-scan", "loop-scan", "chunk4-scan", "vmap-host"]
+               + (["vmap-scan-c2"] if cpu else [])),
           dict(workload=mnist1d("cnn"), widths=[4, 16, 64], members=8, batch_size=128,
                strategies=conv),
           dict(workload=synthetic_images(32, 128 * steps),
@@ -145,12 +139,6 @@ def reference_peak(info: dict, compute_dtype: str) -> Optional[float]:
   return info["peak_flops"]
 
 
-def products_reason() -> Optional[str]:
-  """Why the '-blas' / '-nodots' rows cannot run here, or None (benchmarks/blas_call.py)."""
-  from benchmarks import blas_call  # pylint: disable=g-import-not-at-top
-  return blas_call.unavailable_reason()
-
-
 def train_jobs(cases: list[dict], compute_dtypes: Sequence[str]) -> list[dict]:
   """One job per (case, width, compute dtype): rows come out in the same order as one job per
   case would give them, and a run stopped early keeps every finished width."""
@@ -183,9 +171,6 @@ def run_benchmarks(args, checkpoint: Optional[Callable[[dict], None]] = None) ->
       case_peak = reference_peak(info, case["compute_dtype"])
       jobs.append(("train", case, lambda c=case, pk=case_peak: training.throughput(
           **c, **kw, peak=pk)))
-    reason = products_reason() if info["backend"] == "cpu" and not args.quick else None
-    if reason:
-      jobs.append(("train", "skip", f"the MLP's -blas/-nodots rows: {reason}"))
   if "padding" in args.only:
     for case in p["padding"]:
       jobs.append(("padding", case, lambda c=case: training.padding_cost(**c, **kw, **flop_kw)))

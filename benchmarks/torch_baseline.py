@@ -233,8 +233,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--cache_dir", default=None, help="JAX persistent compilation cache dir")
   parser.add_argument("--strategy", default="auto",
                       help="JAX execution strategy: 'auto' (on CPU the members vmapped in 2 "
-                           "chunks side by side), 'auto,chunks=1' (one vmapped program), "
-                           "'auto,chunks=1,groups=2' (one program, 2 member groups) or "
+                           "chunks side by side), 'auto,chunks=1' (one vmapped program) or "
                            "'<member_chunk>,<scan|host>', e.g. '4,scan' (chunks of 4 members)")
   parser.add_argument("--out", default=None, help="append the markdown table to this file")
   args = parser.parse_args(argv)

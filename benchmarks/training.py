@@ -6,16 +6,9 @@ achieved FLOP/s. The members differ only in seed, so every strategy does the sam
   vmap-*    all S members in one vmapped program;
   loop-*    one member at a time without vmap (XLA:CPU keeps plain convolutions);
   chunkC-*  vmapped chunks of C members;
-  *-gG      each program's members in G vmapped groups inside its steps (`Strategy.groups`);
+  *-cN      the members in N chunks, each its own call (side by side on CPU);
   *-scan    the T steps inside one compiled `lax.scan`;  *-host   a Python loop of compiled steps;
-  auto      what `train.auto_strategy` picks for this backend, model and width;
-  dots-only not a strategy: the step's matrix products alone, vmapped and scanned the same way
-            (benchmarks/step_dots.py), the FLOP/s ceiling XLA's dot kernels give these shapes;
-            `dots-only-cN` in N member chunks side by side, like the steps' `-cN`;
-  dots-blas the same products with numpy's BLAS, members split over one thread per core;
-  *-blas    not a strategy either: the strategy's real step with the MLP's products as OpenBLAS
-            custom calls (benchmarks/blas_call.py), XLA doing everything else;
-  *-nodots  that step with every product a zero fill instead: the time of everything else.
+  auto      what `train.auto_strategy` picks for this backend, model and width.
 Every case runs at one compute dtype (the model kwarg `compute_dtype`): 'float32', or 'bfloat16'
 activations with float32 parameters, optimizer state and loss (mixed precision).
 """
@@ -32,8 +25,7 @@ import jax.numpy as jnp
 
 from unlearn_jax import data as data_lib
 from unlearn_jax import compile_cache, models, train
-from unlearn_jax.train import member_chunks
-from benchmarks import blas_call, report, step_dots, timing
+from benchmarks import timing
 
 LEARNING_RATE, WEIGHT_DECAY = 0.05, 5e-4
 
@@ -67,15 +59,11 @@ def load(workload: Workload) -> tuple[dict, int]:
 
 def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
   """'vmap-scan' | 'loop-host' | 'chunk4-scan' | 'auto', each optionally followed by '-c<N>'
-  (`Strategy.chunks`, e.g. 'vmap-scan-c2'), '-g<G>' (`Strategy.groups`, e.g. 'vmap-scan-g2')
-  and/or '-fused' (`Strategy.fused_dots`, e.g. 'vmap-scan-fused') -> train.Strategy."""
+  (`Strategy.chunks`, e.g. 'vmap-scan-c2') -> train.Strategy."""
   base, options = name, {}
-  if base.endswith("-fused"):
-    base, options["fused_dots"] = base.removesuffix("-fused"), True
-  for option, letter in (("groups", "g"), ("chunks", "c")):
-    head, _, last = base.rpartition("-")
-    if re.fullmatch(letter + r"\d+", last):
-      base, options[option] = head, int(last[1:])
+  head, _, last = base.rpartition("-")
+  if re.fullmatch(r"c\d+", last):
+    base, options["chunks"] = head, int(last[1:])
   if base == "auto":
     return dataclasses.replace(train.auto_strategy(model, width), **options)
   members, _, steps = base.partition("-")
@@ -86,15 +74,13 @@ def parse_strategy(name: str, model: str, width: float) -> train.Strategy:
     return train.Strategy(chunk, steps, **options)
   except ValueError as e:
     raise ValueError(f"Bad strategy name {name!r}; use auto, vmap-<scan|host>, "
-                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by -c<N>, "
-                     "-g<G> and/or -fused.") from e
+                     "loop-<scan|host> or chunk<C>-<scan|host>, optionally followed by "
+                     "-c<N>.") from e
 
 
 def strategy_name(strategy: train.Strategy) -> str:
   members = {0: "vmap", 1: "loop"}.get(strategy.member_chunk, f"chunk{strategy.member_chunk}")
-  return (f"{members}-{strategy.steps}" + (f"-c{strategy.chunks}" if strategy.chunks > 1 else "")
-          + (f"-g{strategy.groups}" if strategy.groups > 1 else "")
-          + ("-fused" if strategy.fused_dots else ""))
+  return f"{members}-{strategy.steps}" + (f"-c{strategy.chunks}" if strategy.chunks > 1 else "")
 
 
 def member_list(seeds: int, widths: Sequence[float]) -> tuple[train.Member, ...]:
@@ -147,8 +133,6 @@ class Setup:
   step_fn: Any
   keys: jax.Array
   batches: jax.Array   # (S, T, batch_size) indices
-  model: Any           # the (widest) module step_fn trains
-  make_step: Any       # module -> a step like step_fn's for that module
 
   @property
   def steps(self) -> int:
@@ -180,29 +164,14 @@ def setup(workload: Workload, members: tuple[train.Member, ...], batch_size: int
     return train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
 
   state = jax.jit(jax.vmap(init_one))(variables.params, variables.batch_stats, lrs, wds)
-  make_step = functools.partial(train.make_train_step, tx=train.any_optimizer(factory),
-                                augment=data["x"].ndim == 4)
+  step_fn = train.make_train_step(model, train.any_optimizer(factory), data["x"].ndim == 4)
   keys = train.member_keys(members, 0)
-  return Setup(data, state, make_step(model), keys,
-               train.epoch_batches(keys, pool, batch_size, 0), model, make_step)
+  return Setup(data, state, step_fn, keys, train.epoch_batches(keys, pool, batch_size, 0))
 
 
-def products_step(s: Setup, variant: Optional[str]):
-  """The setup's step (variant None), or the same step with its products as OpenBLAS custom
-  calls ('blas') or zero fills ('nodots'); the model needs a `dot_general` field (the MLP)."""
-  if variant is None:
-    return s.step_fn
-  if "dot_general" not in getattr(s.model, "__dataclass_fields__", {}):
-    raise ValueError(f"'-{variant}' rows replace the Dense products of a model with a "
-                     f"dot_general field (mlp); {type(s.model).__name__} has none.")
-  blas_call.register()  # builds the custom call now, not inside the timed first call
-  return s.make_step(s.model.clone(dot_general=blas_call.dot_general(variant == "blas")))
-
-
-def time_epoch(s: Setup, strategy: train.Strategy, timing_kw: dict,
-               step_fn=None) -> timing.Timing:
+def time_epoch(s: Setup, strategy: train.Strategy, timing_kw: dict) -> timing.Timing:
   """Times epoch-sized Driver calls; a fresh Driver compiles afresh, so first call = compile."""
-  driver = train.Driver(step_fn or s.step_fn, strategy)
+  driver = train.Driver(s.step_fn, strategy)
   result, _ = timing.measure(lambda carry: driver(carry[0], s.data, s.batches, s.keys),
                              (s.state, None), **timing_kw)
   return result
@@ -222,53 +191,20 @@ def throughput(workload: Workload, widths: Sequence[float], members: int, batch_
     flop_count = s.flops_per_step()
     examples = members * s.steps * batch_size
     for name in strategies:
-      if report.is_ceiling(name):
-        result, step_flops = time_dots_only(s, members, name, timing_kw)
-      else:
-        base, products = report.products_variant(name)
-        strategy = parse_strategy(base, workload.model, width)
-        name = strategy_name(strategy) + (f"-{products}" if products else "")
-        # The custom calls do the step's arithmetic, which XLA cannot count: the step's own
-        # count stands for '-blas'; '-nodots' rows do (almost) none, so they get no FLOP/s.
-        step_flops = None if products == "nodots" else flop_count
-        result = time_epoch(s, strategy, timing_kw, products_step(s, products))
+      strategy = parse_strategy(name, workload.model, width)
+      result = time_epoch(s, strategy, timing_kw)
       rows.append({
           "benchmark": "train", "model": workload.model, "dataset": workload.dataset,
           "width": width, "members": members, "batch_size": batch_size,
-          "steps_per_call": s.steps, "strategy": name,
+          "steps_per_call": s.steps, "strategy": strategy_name(strategy),
           "compute_dtype": compute_dtype, "reference_peak_flops": peak,
           "rate": examples / result.steady_s, "unit": "examples/s",
           "rate_per_member": examples / members / result.steady_s,
-          "flops_per_step_member": step_flops, **result.as_dict(),
-          **timing.flop_rates(step_flops and step_flops * members * s.steps, result.steady_s,
+          "flops_per_step_member": flop_count, **result.as_dict(),
+          **timing.flop_rates(flop_count and flop_count * members * s.steps, result.steady_s,
                               peak),
       })
   return rows
-
-
-def time_dots_only(s: Setup, members: int, name: str,
-                   timing_kw: dict) -> tuple[timing.Timing, int]:
-  """Times the step's dots alone (same shapes, members and steps per call) as `name` says:
-  'dots-only' (XLA, one program), 'dots-only-c<N>' (XLA, N member chunks side by side) or
-  'dots-blas' (numpy's BLAS); (timing, the dots' FLOPs per step and member)."""
-  dots = step_dots.step_dots(s.step_fn, *s.first_member_step_args())
-  if name == report.DOTS_BLAS:
-    if jax.default_backend() != "cpu":
-      raise ValueError(f"{report.DOTS_BLAS} times the host CPU's BLAS, a ceiling for XLA:CPU "
-                       f"steps only; this backend is {jax.default_backend()!r}.")
-    run, _ = step_dots.blas_dots(dots, members, s.steps)
-    carry = None
-  else:
-    chunks = int(name.removeprefix(report.DOTS_ONLY).removeprefix("-c") or 1)
-    chunk = -(-members // chunks)
-    # One program per chunk size (the last chunk may be smaller), as the step's chunks compile.
-    programs = {size: step_dots.dots_only(dots, size, s.steps)[0]
-                for size in {min(chunk, members - lo) for lo in range(0, members, chunk)}}
-    run = lambda shifts: member_chunks.map_member_chunks(
-        lambda part: programs[part.shape[0]](part), chunk, shifts)
-    carry = jnp.zeros((members,), jnp.float32)
-  result, _ = timing.measure(run, carry, **timing_kw)
-  return result, sum(d.flops for d in dots)
 
 
 def padding_cost(workload: Workload, widths: Sequence[float], seeds: int, batch_size: int,

@@ -77,10 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
       num_anchors=50, num_directions=16, radii_fraction=(0.05, 0.1, 0.2), batch_size=2048))
   # max_test_cost: the findings' bound on the test-error cost of unlearning (both goals).
   c.report = ml_collections.ConfigDict(dict(plane_method="scrub", max_test_cost=0.05))
-  # 'auto' or '<member_chunk>,<scan|host>', optionally ',groups=<G>' (member groups inside each
-  # step: a sweep's 'auto' has none, its stages already fill the cores) and ',fused_dots'
-  # (XLA:CPU: steps faster on some CPUs, whose last bits differ from the default's);
-  # train/drivers.py.
+  # 'auto' or '<member_chunk>,<scan|host>', optionally ',chunks=<N>' (train/drivers.py). A
+  # sweep's 'auto' forms no member chunks: its stages already fill the cores side by side. The
+  # strategy that ran is part of the training identity: another one can change last bits.
   c.strategy = "auto"
   # Threads running independent stages side by side (experiments/stage_pool.py); 0: 2 on a
   # CPU with 2 or more cores, else 1. Results do not depend on it.

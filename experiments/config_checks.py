@@ -19,6 +19,9 @@ def check(config) -> None:
                            "unlearn.batch_size", "eval_batch_size", "dataset.forget_size"))
   if not config.seeds:
     raise ValueError("config.seeds is empty; give at least one seed, e.g. --config.seeds='(0,)'.")
+  _check_distinct(config, "seeds", "its members would be copies of one model and count as "
+                  "independent samples in every interval")
+  _check_lambdas(config)
   _check_unlearn(config)
   workers = config.get("stage_workers", 0)
   if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 0:
@@ -36,10 +39,32 @@ def check(config) -> None:
   _check_lira(config)
 
 
+def _check_distinct(config, field: str, why: str) -> None:
+  values = list(config[field])
+  repeated = sorted({v for v in values if values.count(v) > 1})
+  if repeated:
+    raise ValueError(f"config.{field}={tuple(values)} repeats {repeated}: {why}; give each value "
+                     "once.")
+
+
+def _check_lambdas(config) -> None:
+  lams = tuple(config.eval.lambdas)
+  if not lams:
+    raise ValueError("config.eval.lambdas is empty; e.g. --config.eval.lambdas='(0.2,0.6)'.")
+  bad = [lam for lam in lams if isinstance(lam, bool) or not isinstance(lam, numbers.Real)
+         or not 0.0 <= lam <= 1.0]
+  if bad:
+    raise ValueError(f"config.eval.lambdas={lams} has {bad}; a lambda weighs the goal against "
+                     "validation error and must lie in [0, 1].")
+  _check_distinct(config.eval, "lambdas", "each lambda is selected and reported once")
+
+
 def _check_widths(config) -> None:
   widths = tuple(config.widths)
   if not widths:
     raise ValueError("config.widths is empty; e.g. --config.widths='(4,16,64)'.")
+  _check_distinct(config, "widths", "each width is trained once, and a repeat would be folded "
+                  "into it while the report lists it twice")
   fractional = config.model.name in FRACTIONAL_WIDTH_MODELS
   for w in widths:
     ok = (isinstance(w, numbers.Real) and not isinstance(w, bool) and w > 0

@@ -5,15 +5,13 @@ import os
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # benchmarks/ is not an installed package
 
-from benchmarks import blas_call, report, run  # noqa: E402
+from benchmarks import report, run  # noqa: E402
 
 MACHINE_FIELDS = {"backend", "device_kind", "cpu_model", "cpu_count", "jax_version",
                   "peak_flops", "peak_assumption"}
@@ -21,10 +19,7 @@ ROW_FIELDS = {"benchmark", "strategy", "rate", "unit", "rate_per_member", "first
               "steady_s", "compile_s", "flops_per_s", "fraction_of_peak"}
 
 
-# The product-variant rows need a C++ compiler and numpy's OpenBLAS (test_blas_call.py).
-PRODUCT_ROWS = [] if blas_call.unavailable_reason() else ["vmap-scan-blas", "vmap-scan-nodots"]
-QUICK_STRATEGIES = ["vmap-scan", "loop-host", "dots-only", "dots-only-c2", "dots-blas",
-                    *PRODUCT_ROWS]
+QUICK_STRATEGIES = ["vmap-scan", "loop-host", "vmap-scan-c2"]
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +56,10 @@ def test_quick_results_have_fields_and_positive_rates(quick_results):
     assert row["first_call_s"] >= row["compile_s"] >= 0, row
   train = [r for r in rows if r["benchmark"] == "train"]
   assert {r["strategy"] for r in train} == set(QUICK_STRATEGIES)
-  step = next(r for r in train if r["strategy"] == "vmap-scan")
-  dots = next(r for r in train if r["strategy"] == "dots-only")
-  # The step does its dots and more (elementwise work, the update).
-  assert 0.5 * step["flops_per_step_member"] < dots["flops_per_step_member"] < \
-      step["flops_per_step_member"]
-  # Every ceiling times the same products, whoever's kernels run them.
-  assert {r["flops_per_step_member"] for r in train if report.is_ceiling(r["strategy"])} == {
-      dots["flops_per_step_member"]}
-  if PRODUCT_ROWS:
-    # The custom calls do the step's arithmetic: the step's count stands for it; the zero
-    # fills do none, so that row has no FLOP/s.
-    variants = {r["strategy"]: r for r in train if r["strategy"] in PRODUCT_ROWS}
-    assert variants["vmap-scan-blas"]["flops_per_step_member"] == step["flops_per_step_member"]
-    nodots = variants["vmap-scan-nodots"]
-    assert nodots["flops_per_step_member"] is None and nodots["fraction_of_peak"] is None
+  # Every strategy does the same work: one member's step counts the same FLOPs in each row.
+  assert len({r["flops_per_step_member"] for r in train}) == 1
   for r in train:
     assert r["model"] == "mlp" and r["unit"] == "examples/s"
-    if r["strategy"].endswith("-nodots"):
-      continue
     assert r["flops_per_step_member"] > 0 and 0 < r["fraction_of_peak"]
     assert r["rate"] == pytest.approx(r["rate_per_member"] * r["members"])
   padding = {r["strategy"].split()[-1]: r for r in rows if r["benchmark"] == "padding"}
@@ -107,18 +87,16 @@ def test_table_only_regenerates_markdown_and_readme_block(quick_results, tmp_pat
 
 def test_strategy_names_round_trip():
   from benchmarks import training  # pylint: disable=g-import-not-at-top
-  for name in ("vmap-scan", "loop-host", "chunk4-scan", "vmap-scan-fused", "vmap-scan-g2",
-               "chunk8-host-g3-fused", "vmap-scan-c2", "vmap-host-c3-g2-fused"):
+  for name in ("vmap-scan", "loop-host", "chunk4-scan", "vmap-scan-c2", "vmap-host-c3"):
     assert training.strategy_name(training.parse_strategy(name, "mlp", 8)) == name
-  assert training.parse_strategy("auto-fused", "mlp", 8).fused_dots
-  assert training.parse_strategy("auto-g3", "mlp", 8).groups == 3
   assert training.parse_strategy("auto-c1", "mlp", 8).chunks == 1
   assert report._members_kind("vmap-scan-c2") == "chunk"   # pylint: disable=protected-access
-  assert report._members_kind("vmap-scan-g2") == "vmap"   # pylint: disable=protected-access
-  assert training.parse_strategy("auto-g1-fused", "mlp", 256) == dataclasses.replace(
-      training.train.auto_strategy("mlp", 256), groups=1, fused_dots=True)
-  with pytest.raises(ValueError, match="Bad strategy name"):
-    training.parse_strategy("fast", "mlp", 8)
+  assert report._members_kind("vmap-scan") == "vmap"   # pylint: disable=protected-access
+  assert training.parse_strategy("auto-c1", "mlp", 256) == dataclasses.replace(
+      training.train.auto_strategy("mlp", 256), chunks=1)
+  for bad in ("fast", "vmap-scan-g2", "vmap-scan-fused"):
+    with pytest.raises(ValueError, match="Bad strategy name"):
+      training.parse_strategy(bad, "mlp", 8)
 
 
 def test_sweep_only_in_full_mode():
@@ -156,60 +134,6 @@ def test_cpu_reference_peak_is_a_measured_matmul():
   assert info["peak_flops"] == info["peaks"]["fp32_matmul"] > 0
   assert "matmul measured at" in info["peak_assumption"]
   assert machine.describe(peak_override=5e10)["peak_flops"] == 5e10
-
-
-def test_step_dots_are_the_hand_counted_products_and_run_alone():
-  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
-  b, d, k, c = 8, 5, 4, 3
-  rng = np.random.default_rng(0)
-  x, w1, w2 = (rng.normal(size=s).astype(np.float32) for s in ((b, d), (d, k), (k, c)))
-  loss = lambda w1, w2, x: jnp.sum(jax.nn.relu(x @ w1) @ w2)
-  dots = step_dots.step_dots(jax.grad(loss, argnums=(0, 1)), w1, w2, x)
-  # Forward x@w1, h@w2; backward g@w2^T, h^T@g, x^T@dh.
-  assert len(dots) == 5
-  assert sum(dot.flops for dot in dots) == 4 * b * d * k + 6 * b * k * c
-  run, operands = step_dots.dots_only(dots, members=2, steps=1)
-  got = np.asarray(run(jnp.zeros((2,), jnp.float32)))
-  want = [1e-30 * sum(float(np.sum(np.asarray(dot(lhs[m], rhs[m]), np.float64)))
-                      for dot, (lhs, rhs) in zip(dots, operands)) for m in range(2)]
-  np.testing.assert_allclose(got, want, rtol=1e-4)
-
-
-def test_dot_gemm_shapes_are_hand_counted_and_match_flops():
-  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
-  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-  batched = step_dots.Dot(spec(3, 5, 4), spec(3, 4, 6), (((2,), (1,)), ((0,), (0,))), None,
-                          None)
-  # A weight gradient x^T @ g: the batch axis 8 is contracted.
-  weight_grad = step_dots.Dot(spec(8, 5), spec(8, 7), (((0,), (0,)), ((), ())), None, None)
-  assert batched.gemm_shape == (3, 5, 4, 6) and weight_grad.gemm_shape == (1, 5, 8, 7)
-  for dot in (batched, weight_grad):
-    assert dot.flops == 2 * np.prod(dot.gemm_shape)
-
-
-def test_blas_dots_compute_every_members_products():
-  from benchmarks import step_dots  # pylint: disable=g-import-not-at-top
-  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-  dots = [step_dots.Dot(spec(3, 5, 4), spec(3, 4, 6), (((2,), (1,)), ((0,), (0,))), None, None),
-          step_dots.Dot(spec(8, 5), spec(8, 7), (((0,), (0,)), ((), ())), None, None)]
-  run, operands = step_dots.blas_dots(dots, members=5, steps=2, threads=2)
-  for _, _, out in operands:
-    out.fill(np.nan)
-  assert run("carry") == "carry"
-  for dot, (lhs, rhs, out) in zip(dots, operands):
-    batch, m, k, n = dot.gemm_shape
-    assert lhs.shape == (5 * batch, m, k) and out.shape == (5 * batch, m, n)
-    # Both threads' members are done: no row keeps its NaN.
-    np.testing.assert_allclose(out, np.matmul(lhs, rhs), rtol=1e-5)
-  with pytest.raises(ValueError, match="float32 products only.*bfloat16"):
-    step_dots.blas_dots([step_dots.Dot(jax.ShapeDtypeStruct((2, 2), jnp.bfloat16),
-                                       jax.ShapeDtypeStruct((2, 2), jnp.bfloat16),
-                                       (((1,), (0,)), ((), ())), None, None)], 1, 1)
-
-
-def test_ceilings_are_told_from_strategies():
-  assert all(map(report.is_ceiling, ["dots-only", "dots-only-c2", "dots-only-c12", "dots-blas"]))
-  assert not any(map(report.is_ceiling, ["vmap-scan", "dots-only-g2", "auto", "dots-blas-c2"]))
 
 
 def test_gpu_check_script_parses():
@@ -263,24 +187,6 @@ def test_torch_baseline_says_how_to_install_torch(monkeypatch, capsys):
   assert "pip install -e .[bench]" in capsys.readouterr().err
 
 
-def test_compile_profile_counts_programs_by_name_and_caller():
-  from benchmarks import compile_profile  # pylint: disable=g-import-not-at-top
-  from unlearn_jax import compile_cache  # pylint: disable=g-import-not-at-top
-  compile_cache.cpu_options()   # its one-off probe of the options is not the test's program
-  profile = compile_profile.CompileProfile()
-  triple = compile_cache.jit(lambda x: x * 3 + 1)   # the caller is this file, not the wrapper
-  with profile.installed():
-    for n in (5, 5, 7):   # two shapes: two programs
-      triple(np.arange(n, dtype=np.float32))
-  ours = {k: e for k, e in profile.entries.items() if k[0] == "<lambda>"}
-  (name, where), entry = next(iter(ours.items()))
-  assert len(ours) == 1 and where.startswith("tests/test_benchmarks.py:")
-  assert entry.programs == 2 and entry.compile_s > 0 and entry.lower_s > 0
-  assert "| 2 |" in profile.table() and where in profile.table()
-  triple(np.arange(9, dtype=np.float32))   # uninstalled: no longer counted
-  assert entry.programs == 2
-
-
 def test_side_by_side_programs_give_bitwise_the_same_models(capsys):
   from benchmarks import side_by_side  # pylint: disable=g-import-not-at-top
   r = side_by_side.case(width=4, members=2, epochs=1)
@@ -288,24 +194,6 @@ def test_side_by_side_programs_give_bitwise_the_same_models(capsys):
   assert r["sequential_s"] > 0 and r["side_by_side_s"] > 0
   side_by_side.main(["--cases=4x2", "--epochs=1"])
   assert "| 4 | 2 |" in capsys.readouterr().out
-
-
-def test_compile_options_compare_compile_time_and_bits_against_the_default(capsys):
-  """Level 0 does not contract multiply-adds, so its models differ from the default's in the last
-  bits: the comparison sees that. An option XLA does not know is reported, not fatal."""
-  from benchmarks import compile_options  # pylint: disable=g-import-not-at-top
-  compile_options.main(["--widths=4", "--members=2", "--rounds=1", "--run_calls=2",
-                        '--sets={"level 0": {"xla_backend_optimization_level": 0}, '
-                        '"bogus": {"xla_no_such_option": true}}'])
-  rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-  by_name = {r["name"]: r for r in rows}
-  assert set(by_name) == {"default", "level 0", "bogus"}
-  assert by_name["default"]["bitwise"] == "yes" and float(by_name["default"]["compile"]) > 0
-  assert float(by_name["level 0"]["run"]) > 0 and by_name["bogus"]["run"] == "-"
-  assert by_name["level 0"]["bitwise"] == "**no**"
-  assert by_name["bogus"]["bitwise"] == "-" and "xla_no_such_option" in by_name["bogus"]["compile"]
-  with pytest.raises(SystemExit):
-    compile_options.main(["--reference=nameless"])
 
 
 def test_machine_line_names_the_xla_flags_of_a_run():
@@ -316,12 +204,3 @@ def test_machine_line_names_the_xla_flags_of_a_run():
   assert "XLA_FLAGS=--xla_cpu_use_fusion_emitters=true" in report.machine_line(doc)
   doc["settings"]["xla_flags"] = ""
   assert "XLA_FLAGS" not in report.machine_line(doc)
-
-
-def test_full_cpu_plan_has_the_product_rows_only_where_they_can_be_built(monkeypatch):
-  mlp_strategies = lambda: next(c for c in run.plan(False, "cpu")["train"]
-                                if c["workload"].model == "mlp")["strategies"]
-  monkeypatch.setattr(run, "products_reason", lambda: None)
-  assert {"vmap-scan-c2-blas", "vmap-scan-c2-nodots"} <= set(mlp_strategies())
-  monkeypatch.setattr(run, "products_reason", lambda: "no C++ compiler")
-  assert not any(report.products_variant(s)[1] for s in mlp_strategies())

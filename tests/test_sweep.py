@@ -227,6 +227,10 @@ def test_new_originals_are_unlearned_and_evaluated_afresh(reference, tmp_path, m
     ("eval.evaluators", ("errors", "lira"), r"unknown evaluator\(s\) \['lira'\]"),
     ("eval.evaluators", ("loss_mia",), r"must include 'errors'"),
     ("stage_workers", -1, r"config.stage_workers=-1; it must be an integer >= 0"),
+    ("seeds", (0, 0), r"config.seeds=\(0, 0\) repeats \[0\]: its members would be copies"),
+    ("widths", (8, 8), r"config.widths=\(8, 8\) repeats \[8\]"),
+    ("eval.lambdas", (1.5,), r"config.eval.lambdas=\(1.5,\) has \[1.5\].*lie in \[0, 1\]"),
+    ("eval.lambdas", (0.2, 0.2), r"config.eval.lambdas=\(0.2, 0.2\) repeats \[0.2\]"),
 ])
 def test_bad_settings_fail_before_any_work(tmp_path, field, value, message):
   config = _config()

@@ -193,13 +193,19 @@ def test_damaged_checkpoint_step_falls_back_to_the_previous_one(reference, tmp_p
   assert _values(workdir) == reference[1]
 
 
-def test_fused_dots_checkpoints_are_refused_either_way():
-  """A training identity carries `fused_dots` only when on; a checkpoint made with it must not
-  be resumed without it, nor one made without it with it."""
+def test_rerun_under_another_strategy_is_refused_before_any_work(reference, tmp_path,
+                                                                 monkeypatch):
+  """Member chunks change last bits (test_train.py), so the strategy that ran is part of the
+  training identity: a finished workdir rerun under another one refuses at once, naming the
+  strategy, instead of reusing checkpoints and caches made under the first."""
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir)
+  config = sweep_support.config()
+  config.strategy = "1,scan"
+  calls = _count_heavy_work(monkeypatch)
+  with pytest.raises(ValueError, match=r"trained with other strategy settings"):
+    run_lib.run(config, str(workdir))
+  assert not calls
   plain = {"members": [1], "train": {"epochs": 2}}
-  fused = dict(plain, fused_dots=True)
   assert train_stage.changed_settings(plain, dict(plain)) == []
-  assert train_stage.changed_settings(fused, dict(fused)) == []
-  assert train_stage.changed_settings(fused, dict(plain)) == ["fused_dots"]
-  assert train_stage.changed_settings(plain, dict(fused)) == ["fused_dots"]
   assert train_stage.changed_settings(plain, dict(plain, train={"epochs": 3})) == ["train"]

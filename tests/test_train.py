@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from unlearn_jax import data as data_lib
-from unlearn_jax import models, train
-from unlearn_jax.train import batches, host_threefry, member_chunks, split_init
+from unlearn_jax import compile_cache, models, train
+from unlearn_jax.train import batches, member_chunks, split_init
 
 EPOCHS, BATCH = 2, 32
 
@@ -58,15 +58,11 @@ def test_execution_strategies_agree(setup, strategy):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("strategy", [train.Strategy(0, "scan", groups=2),
-                                      train.Strategy(0, "host", groups=3),
-                                      train.Strategy(2, "scan", groups=2),
-                                      train.Strategy(0, "scan", chunks=2),
-                                      train.Strategy(0, "host", chunks=4, groups=2)])
-def test_member_groups_and_chunks_train_the_same_models(setup, strategy):
-  """Groups and chunks only split the member axis: 5 members in groups of 3 + 2 (or 2 + 2 + 1,
-  or chunks of 2 split 1 + 1, or 2 chunks of 3 + 2, or 4 chunks of 2, 2, 1 split 1 + 1) train
-  the models one vmap over all 5 trains."""
+@pytest.mark.parametrize("strategy", [train.Strategy(2, "scan"), train.Strategy(0, "scan", chunks=2),
+                                      train.Strategy(0, "host", chunks=4)])
+def test_member_chunks_train_the_same_models(setup, strategy):
+  """Chunks only split the member axis: 5 members in chunks of 2 (or 2 chunks of 3 + 2, or 4
+  chunks of 2, 2, 1) train the models one vmap over all 5 trains."""
   d, pool = setup
   members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
   _, ref, _, ref_metrics = _train(members, d, pool, train.Strategy(0, "scan"))
@@ -76,85 +72,21 @@ def test_member_groups_and_chunks_train_the_same_models(setup, strategy):
   np.testing.assert_allclose(ref_metrics["loss"], out_metrics["loss"], rtol=1e-5)
 
 
-def test_member_groups_are_separate_vmaps_in_one_program(setup):
-  """The grouped step program, as lowered for XLA, holds each of the step's dots once per group,
-  with the group sizes of `group_bounds`."""
-  assert train.drivers.group_bounds(5, 2) == [(0, 3), (3, 5)]
-  assert train.drivers.group_bounds(9, 4) == [(0, 3), (3, 5), (5, 7), (7, 9)]
-  assert train.drivers.group_bounds(2, 8) == [(0, 1), (1, 2)]
-  d, pool = setup
-  members = train.member_grid([0, 1, 2, 3, 4], [8], [0.1], [1e-3])
-  factory = train.make_optimizer("sgd", "constant", 10)
-  model, state, _ = train.init_members("mlp", members, 4, d["x"][:2], factory)
-  step = train.make_train_step(model, train.any_optimizer(factory), False)
-  keys = train.member_keys(members, 0)
-  inputs = batches.member_batches(keys, pool, BATCH, 2)
-  dots = lambda strategy: re.findall(r"dot_general[^\n]*-> tensor<(\d+)x", str(
-      train.Driver(step, strategy)._fn.lower(state, d, inputs, keys).compiler_ir()))
-  one = dots(train.Strategy(0, "scan"))
-  assert one and set(one) == {"5"}
-  grouped = dots(train.Strategy(0, "scan", groups=2))
-  assert sorted(grouped) == sorted(["3"] * len(one) + ["2"] * len(one))
-
-
-def test_fused_dots_change_the_step_program_not_the_training(setup):
-  """`fused_dots` compiles other code for the MLP's steps (YNNPACK dot fusions on XLA:CPU; XLA
-  leaves dots this small to its default below width 64) whose models agree with the default's
-  to float rounding."""
-  d, pool = setup
-  members = train.member_grid([0, 1, 2], [32, 64], [0.1], [1e-3])
-  fused = train.Strategy(0, "scan", fused_dots=True)
-  _, ref, _, ref_metrics = _train(members, d, pool, train.Strategy(0, "scan"))
-  _, out, _, out_metrics = _train(members, d, pool, fused)
-  for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(ref_metrics["loss"], out_metrics["loss"], rtol=1e-5)
-  factory = train.make_optimizer("sgd", "constant", 10)
-  model, state, _ = train.init_members("mlp", members, 4, d["x"][:2], factory)
-  step = train.make_train_step(model, train.any_optimizer(factory), False)
-  keys = train.member_keys(members, 0)
-  inputs = batches.member_batches(keys, pool, BATCH, len(pool) // BATCH)
-  fusions = {s: _ynn_fusion_ops(train.Driver(step, s)._fn.lower(state, d, inputs, keys)
-                                .compile().as_text())
-             for s in (train.Strategy(0, "scan"), fused)}
-  if jax.default_backend() == "cpu":
-    # The default sends dots alone to YNNPACK; fused dots take an elementwise neighbour along.
-    with_neighbours = lambda ops: [o for o in ops if "dot" in o and o - {"dot", "parameter"}]
-    assert fusions[train.Strategy(0, "scan")] and not with_neighbours(
-        fusions[train.Strategy(0, "scan")])
-    assert with_neighbours(fusions[fused])
-
-
-def _ynn_fusion_ops(hlo: str) -> list[set[str]]:
-  """The HLO opcodes inside each YNNPACK fusion of a compiled program's text."""
-  names = re.findall(r'calls=(%[\w.\-]+), [^\n]*"kind":"__ynn_fusion"', hlo)
-  bodies = [re.search(re.escape(n) + r" .*?\{\n(.*?)\n\}", hlo, re.S) for n in names]
-  return [set(re.findall(r"= \w+\[[^\]]*\][^ ]* (\w+)\(", b.group(1))) for b in bodies if b]
-
-
 def test_strategy_options_parse_and_bad_ones_are_named():
   auto = train.auto_strategy("mlp", 64)
-  assert train.resolve_strategy("auto,fused_dots", "mlp", 64) == dataclasses.replace(
-      auto, fused_dots=True)
-  assert train.resolve_strategy("4, scan, fused_dots", "mlp", 64) == train.Strategy(4, "scan",
-                                                                                     True)
-  assert not train.resolve_strategy("1,host", "mlp", 64).fused_dots
-  with pytest.raises(ValueError, match=r"Bad strategy 'auto,fast'.*fused_dots"):
+  assert train.resolve_strategy("4, scan", "mlp", 64) == train.Strategy(4, "scan")
+  with pytest.raises(ValueError, match=r"Bad strategy 'auto,fast'.*chunks=<N>"):
     train.resolve_strategy("auto,fast", "mlp", 64)
-  assert train.resolve_strategy("auto,groups=1", "mlp", 64) == dataclasses.replace(auto,
-                                                                                   groups=1)
-  assert train.resolve_strategy("0,scan,groups=4,fused_dots", "mlp", 64) == train.Strategy(
-      0, "scan", True, 4)
-  with pytest.raises(ValueError, match=r"Bad strategy 'auto,groups=two'.*groups=<G>"):
-    train.resolve_strategy("auto,groups=two", "mlp", 64)
-  with pytest.raises(ValueError, match="groups must be >= 1.*got 0"):
-    train.resolve_strategy("0,scan,groups=0", "mlp", 64)
-  with pytest.raises(ValueError, match=r"Bad strategy 'auto,groups='"):
-    train.resolve_strategy("auto,groups=", "mlp", 64)
+  # Options that have left the library are named as bad, not ignored.
+  for gone in ("auto,fused_dots", "0,scan,groups=2"):
+    with pytest.raises(ValueError, match=f"Bad strategy '{gone}'"):
+      train.resolve_strategy(gone, "mlp", 64)
+  with pytest.raises(ValueError, match=r"Bad strategy 'auto,chunks=two'.*chunks=<N>"):
+    train.resolve_strategy("auto,chunks=two", "mlp", 64)
   assert train.resolve_strategy("auto,chunks=1", "mlp", 64) == dataclasses.replace(auto,
                                                                                    chunks=1)
-  assert train.resolve_strategy("0,scan,chunks=3,groups=2", "mlp", 64) == train.Strategy(
-      0, "scan", groups=2, chunks=3)
+  assert train.resolve_strategy("0,scan,chunks=3", "mlp", 64) == train.Strategy(0, "scan",
+                                                                                chunks=3)
   with pytest.raises(ValueError, match=r"Bad strategy '4,scan,chunks=2'.*member_chunk=4.*not both"):
     train.resolve_strategy("4,scan,chunks=2", "mlp", 64)
   with pytest.raises(ValueError, match="chunks must be >= 1.*got 0"):
@@ -256,14 +188,9 @@ def test_one_index_stream_for_training_epochs_and_unlearning_phases():
     (4, 300, 64, 4, 2, True),     # one pool per member
     (2, 1, 1, 3, 0, False),       # a pool of one: nothing to sort
 ])
-@pytest.mark.parametrize("keys_drawn_in", ["numpy", "a compiled program"])
 def test_numpy_sorted_batches_are_the_device_sorted_ones(monkeypatch, members, pool_size,
-                                                         batch_size, steps, first, per_member,
-                                                         keys_drawn_in):
-  # The sort keys are drawn in numpy until a shape's budget is spent, then compiled.
-  monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
-  monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S",
-                      1e9 if keys_drawn_in == "numpy" else 0.0)
+                                                         batch_size, steps, first, per_member):
+  # The sort keys come from a compiled program, every time (no path depends on timing).
   compiled_draws = []
   real_sort_keys = batches._sort_keys
   monkeypatch.setattr(batches, "_sort_keys",
@@ -278,86 +205,30 @@ def test_numpy_sorted_batches_are_the_device_sorted_ones(monkeypatch, members, p
   assert on_host.dtype == on_device.dtype and on_host.shape == (members, steps, batch_size)
   np.testing.assert_array_equal(on_host, on_device)
   sorted_at_all = pool_size > 1
-  assert bool(compiled_draws) == (sorted_at_all and keys_drawn_in != "numpy")
+  assert len(compiled_draws) == int(sorted_at_all)
+  again = train.member_batches(keys, pool, batch_size, steps, first)
+  assert len(compiled_draws) == 2 * int(sorted_at_all)
+  np.testing.assert_array_equal(again, on_host)
   # Inside a trace the sorts stay in the program; the indices are the same.
   traced = jax.jit(train.member_batches, static_argnums=(2, 3))(keys, pool, batch_size, steps,
                                                                  first)
   np.testing.assert_array_equal(traced, on_device)
 
 
-def test_started_batches_sort_in_a_background_thread(monkeypatch):
-  # start_member_batches returns before its sorts run; they run off the calling thread, and
-  # give the batches member_batches gives in the calling thread.
-  go, sorted_in = threading.Event(), []
-  real_order = batches.shuffle_order
-
-  def waiting_order(sort_keys):
-    go.wait(10)
-    sorted_in.append(threading.get_ident())
-    return real_order(sort_keys)
-
-  monkeypatch.setattr(batches, "shuffle_order", waiting_order)
-  keys = jax.vmap(jax.random.key)(jnp.arange(3))
-  pool = jnp.arange(50, dtype=jnp.int32)
-  finish = batches.start_member_batches(keys, pool, 8, 4, 1)
-  assert not sorted_in   # started, not yet sorted: the sort waits for `go`
-  go.set()
-  started = finish()
-  assert sorted_in and sorted_in[0] != threading.get_ident()
-  np.testing.assert_array_equal(started, train.member_batches(keys, pool, 8, 4, 1))
-  assert sorted_in[-1] == threading.get_ident()   # member_batches sorts where it is called
-
-
-def test_epochs_batches_are_drawn_ahead_in_order_in_a_thread_of_the_trainers_own(monkeypatch):
+def test_training_draws_each_epochs_batches_once_in_order(setup, monkeypatch):
+  # Epoch e trains on `epoch_batches(keys, pool, batch, e)`: a resumed run draws from its start
+  # epoch on, one epoch at a time, and nothing past the last one.
   from unlearn_jax.train import trainer  # pylint: disable=g-import-not-at-top
-  keys = jax.vmap(jax.random.key)(jnp.arange(3))
-  pool = jnp.arange(45, dtype=jnp.int32)   # 5 batches of 8 per epoch
-  monkeypatch.setattr(trainer, "LOOKAHEAD_BYTES", 2 * 3 * 5 * 8 * 4)   # 2 epochs of int32
-  drawn_in, real_draw = [], trainer.epoch_batches
-  monkeypatch.setattr(trainer, "epoch_batches", lambda *a: (
-      drawn_in.append((a[-1], threading.get_ident())) or real_draw(*a)))
-  assert batches.draws_on_host(keys, pool)   # CPU, outside a trace
-  traced = []
-  jax.jit(lambda k: traced.append(batches.draws_on_host(k, pool)) or 0)(keys)
-  assert traced == [False]
-  with trainer._EpochBatches(keys, pool, 8, 1, 7) as upcoming:
-    assert len(upcoming._pending) == 3   # this epoch's and 2 ahead, no more
-    got = [np.asarray(upcoming.next()) for _ in range(6)]
-    assert not upcoming._pending
-  for epoch, drawn in zip(range(1, 7), got):
-    np.testing.assert_array_equal(drawn, real_draw(keys, pool, 8, epoch))
-  assert [e for e, _ in drawn_in] == list(range(1, 7))
-  assert len({t for _, t in drawn_in}) == 1 and drawn_in[0][1] != threading.get_ident()
-  # A loop that fails leaves no draw running behind it.
-  with pytest.raises(RuntimeError, match="stop"):
-    with trainer._EpochBatches(keys, pool, 8, 0, 50) as upcoming:
-      raise RuntimeError("stop")
-  assert upcoming._thread._shutdown
-  # Draws that are device programs are dispatched by the loop's own thread, one at a time, in
-  # order (processes must dispatch programs in the same order).
-  monkeypatch.setattr(trainer, "draws_on_host", lambda *a: False)
-  drawn_in.clear()
-  with trainer._EpochBatches(keys, pool, 8, 2, 4) as upcoming:
-    assert not drawn_in
-    np.testing.assert_array_equal(upcoming.next(), real_draw(keys, pool, 8, 2))
-    assert drawn_in == [(2, threading.get_ident())]
-    np.testing.assert_array_equal(upcoming.next(), real_draw(keys, pool, 8, 3))
-  assert [e for e, _ in drawn_in] == [2, 3]
-
-
-def test_host_sort_keys_switch_to_the_compiled_draw_once_their_budget_is_spent(monkeypatch):
-  monkeypatch.setattr(batches, "_host_sort_key_seconds", {})
-  monkeypatch.setattr(batches, "HOST_SORT_KEYS_BUDGET_S", 1e-9)   # spent by any draw
-  compiled_draws = []
-  real_sort_keys = batches._sort_keys
-  monkeypatch.setattr(batches, "_sort_keys",
-                      lambda *a: compiled_draws.append(1) or real_sort_keys(*a))
-  keys = jax.vmap(jax.random.key)(jnp.arange(8))
-  pool = jnp.arange(3000, dtype=jnp.int32)   # two sort rounds
-  epochs = [train.epoch_batches(keys, pool, 100, e) for e in range(3)]
-  assert len(compiled_draws) == 2   # the first epoch's keys came from numpy, then compiled
-  for e, got in enumerate(epochs):
-    np.testing.assert_array_equal(got, batches._device_member_batches(keys, pool, 100, 30, e))
+  d, pool = setup
+  drawn, real_draw = [], trainer.epoch_batches
+  monkeypatch.setattr(trainer, "epoch_batches", lambda *a: drawn.append(a[-1]) or real_draw(*a))
+  members = train.member_grid([0, 1], [4], [0.1], [1e-3])
+  factory = train.make_optimizer("sgd", "constant", 10)
+  model, state, _ = train.init_members("mlp", members, 4, d["x"][:2], factory)
+  train.train(model, train.any_optimizer(factory), state, d, pool, train.member_keys(members, 0),
+              epochs=4, batch_size=BATCH, augment=False, strategy=train.Strategy(),
+              start_epoch=1)
+  assert drawn == [1, 2, 3]
 
 
 def test_take_members_copies_on_the_host_what_a_copy_keeps_and_compiles_the_rest():
@@ -400,30 +271,12 @@ def test_host_counts_tests_and_zeros_equal_the_compiled_ones():
     assert a.dtype == b.dtype and a.shape == b.shape and not np.any(np.asarray(a))
 
 
-def test_key_derivations_hashed_on_the_host_are_bitwise_the_compiled_ones():
-  from unlearn_jax.methods import importance
+def test_member_key_derivations_are_each_keys_fold_in():
   keys = jax.vmap(jax.random.key)(jnp.arange(-2, 5))
-  assert batches.keys_on_host(keys, 3)
-  for data in (0, 3, 2**31 - 1, -5, np.int32(7)):
-    np.testing.assert_array_equal(jax.random.key_data(batches.fold_in_members(keys, data)),
-                                  jax.random.key_data(batches._fold_in_members(keys, data)))
-  # Inside a trace, with another PRNG, or on several devices the derivation is compiled.
-  assert not batches.keys_on_host(jax.vmap(lambda s: jax.random.key(s, impl="rbg"))(
-      jnp.arange(3)))
-  jax.jit(lambda k: batches.keys_on_host(k) and pytest.fail("traced keys on the host"))(keys)
-  for num in (1, 9):
-    np.testing.assert_array_equal(jax.random.key_data(importance._unused_keys(num)),
-                                  jax.random.key_data(importance._compiled_unused_keys(num)))
-
-
-def test_host_sort_keys_are_bitwise_the_compiled_ones():
-  keys = jax.vmap(jax.random.key)(jnp.arange(-2, 4))
-  for reps, rounds, size, first in [(1, 2, 3000, 0), (3, 1, 50, 2**31 + 3), (2, 1, 1, 7),
-                                    (12, 1, 40, 9)]:
+  for data in (0, 3, 2**31 - 1, np.int32(7)):
     np.testing.assert_array_equal(
-        batches.host_sort_keys(np.asarray(jax.random.key_data(keys)), reps, rounds, size,
-                               np.asarray(first, np.uint32)),
-        batches._sort_keys(keys, reps, rounds, size, jnp.uint32(first)))
+        jax.random.key_data(batches.fold_in_members(keys, data)),
+        np.stack([jax.random.key_data(jax.random.fold_in(k, data)) for k in keys]))
 
 
 def test_shuffle_order_breaks_ties_as_the_stable_device_sort():
@@ -530,23 +383,22 @@ def _assert_trees_identical(expected, actual):
     np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("model_name,widths,kwargs,optimizer,split,host_draw", [
-    ("mlp", (4, 16), {"depth": 2}, "sgd", True, True),
-    ("mlp", (4, 16), {"depth": 2}, "sgd", True, False),
-    ("mlp", (4, 16), {"depth": 2}, "sgd", False, False),
-    ("cnn", (2, 4), {}, "adam", True, True),
-], ids=["mlp-split-host-draw", "mlp-split-compile", "mlp-one-program", "cnn-split-host-draw"])
-def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, host_draw, model_name,
-                                                     widths, kwargs, optimizer):
+@pytest.mark.parametrize("model_name,widths,kwargs,optimizer,split", [
+    ("mlp", (4, 16), {"depth": 2}, "sgd", True),
+    ("mlp", (4, 16), {"depth": 2}, "sgd", False),
+    ("cnn", (2, 4), {}, "adam", True),
+], ids=["mlp-split", "mlp-one-program", "cnn-split"])
+def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, model_name, widths,
+                                                     kwargs, optimizer):
   # Committed results start from these initial weights, so the vmapped initialiser must give
-  # exactly the bits of initialising each member alone. Every path: split with the random bits
-  # drawn in numpy or in a quickly compiled program (XLA:CPU), and one program (other backends).
+  # exactly the bits of initialising each member alone. Both paths: split, with the random bits
+  # drawn by a quickly compiled program (XLA:CPU), and one program (other backends).
   monkeypatch.setattr(split_init, "split_compile", lambda: split)
-  monkeypatch.setattr(split_init, "HOST_DRAW_MAX", split_init.HOST_DRAW_MAX if host_draw else 0)
-  host_draws = []
-  real_host_draw = split_init._host_draw
-  monkeypatch.setattr(split_init, "_host_draw",
-                      lambda *a: host_draws.append(1) or real_host_draw(*a))
+  split_draws = []
+  real_split = split_init.split_initializer
+  monkeypatch.setattr(split_init, "split_initializer",
+                      lambda *a: split_draws.append(1) or real_split(*a))
+  compile_cache.clear()   # the initialiser is built (split or not) afresh
   x = jnp.zeros((2, 40))   # MNIST-1D signals
   factory = train.make_optimizer(optimizer, "cosine", 10)
   grid = train.member_grid([0, 1, 7], list(widths), [0.1, 0.05], [5e-4])
@@ -563,49 +415,7 @@ def test_init_members_is_bitwise_the_one_member_init(monkeypatch, split, host_dr
   if split:   # the fast path was taken, not the one-program fallback
     init = train.members._seeded_init(model_name, widths[0], 4, tuple(kwargs.items()))
     assert split_init.splittable(jax.make_jaxpr(init)(0, x).jaxpr)
-  assert bool(host_draws) == host_draw
-
-
-def test_host_threefry_is_bitwise_jax_random():
-  # The numpy hash behind the host draw against JAX itself: seeds (negative ones wrap as
-  # jax.random.key does), fold_in (the data's full 32-bit range), bits and split of several
-  # shapes (empty, odd, 3-d), and one key per member at once.
-  for s in (0, 7, -1, -12345, 2**31 - 1):
-    key, data = jax.random.key(s), host_threefry.seed(np.int32(s))
-    np.testing.assert_array_equal(jax.random.key_data(key), data)
-    for d in (0, 1, 2998342421, 2**32 - 1):
-      np.testing.assert_array_equal(jax.random.key_data(jax.random.fold_in(key, d)),
-                                    host_threefry.fold_in(data, np.uint32(d)))
-    for shape in ((), (5,), (40, 64), (3, 4, 5)):
-      np.testing.assert_array_equal(jax.random.bits(key, shape, jnp.uint32),
-                                    host_threefry.random_bits(data, shape))
-    for shape in ((2,), (3, 5)):
-      np.testing.assert_array_equal(jax.random.key_data(jax.random.split(key, shape)),
-                                    host_threefry.split(data, shape))
-  seeds = np.arange(-3, 13, dtype=np.int32)
-  np.testing.assert_array_equal(
-      jax.vmap(lambda s: jax.random.bits(jax.random.key(s), (64, 10), jnp.uint32))(seeds),
-      host_threefry.random_bits(host_threefry.seed(seeds), (64, 10)))
-
-
-def test_host_draw_refuses_what_it_cannot_compute():
-  # A key made from the sample input (not the seed and constants) cannot be drawn on the host:
-  # the size check says so up front (the init then draws on the device), and the draw itself
-  # raises rather than guess. Made from the seed and constants only, it can.
-  def init(seed, x, from_x=True):
-    data = x.astype(jnp.uint32)[0] if from_x else 5
-    key = jax.random.fold_in(jax.random.key(seed), data)
-    return jax.random.normal(key, (3,)) + x[1]
-  x = jnp.zeros((2,), jnp.int32)
-  assert split_init._host_drawable_size(
-      jax.make_jaxpr(functools.partial(init, from_x=False))(0, x).jaxpr) == 3
-  closed = jax.make_jaxpr(init)(0, x)
-  assert split_init._host_drawable_size(closed.jaxpr) is None
-  with pytest.raises(ValueError, match="random_fold_in needs a value computed outside"):
-    split_init._host_draw(closed.jaxpr, closed.consts, np.zeros(2, np.int32))
-  other_prng = jax.make_jaxpr(
-      lambda s, x: jax.random.normal(jax.random.key(s, impl="rbg"), (3,)))(0, jnp.zeros(2))
-  assert split_init._host_drawable_size(other_prng.jaxpr) is None
+  assert bool(split_draws) == split
 
 
 def test_init_members_rejects_an_empty_bucket():

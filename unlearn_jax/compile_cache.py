@@ -21,17 +21,17 @@ import jax
 T = TypeVar("T")
 
 # XLA:CPU compile options of every program the project jits (`jit` below). The older loop
-# emitters compile a program in 10-70% less time than the fusion emitters and run it 2-9% slower
-# at widths 64-256 (cold 3-seed x 7-width sweep on a 2-core Xeon: 168 s against 196-226 s). They
-# gave bitwise the same results at the default optimisation level in every case measured:
-# MNIST-1D and synthetic MLPs of widths 4-256, that sweep on AVX2 and AVX-512 hosts, README's
-# default (benchmarks/results/cpu-xeon-compile-options.md). Per program, not through XLA_FLAGS:
+# emitters compile a program in much less time than the fusion emitters and run it a little
+# slower, a net gain for a cold sweep (BUILD.md, "How the sweep is fast"). They gave bitwise the
+# same results at the default optimisation level in every case measured: MNIST-1D and synthetic
+# MLPs of widths 4-256, on AVX2 and AVX-512 hosts, README's default
+# (benchmarks/results/cpu-xeon-compile-options.md). Per program, not through XLA_FLAGS:
 # eager operations keep XLA's default, which the committed decision planes need. At level 0 (the
 # tests' setting) the emitters round differently in the last bit. Clear the dict before the
 # first compile, or name the option in XLA_FLAGS, to get XLA's own default.
 CPU_OPTIONS: dict[str, object] = {"xla_cpu_use_fusion_emitters": False}
 
-# XLA:CPU at optimisation level 0: compiles threefry, sorts and gathers 1.5-2x faster. Only for
+# XLA:CPU at optimisation level 0: compiles threefry, sorts and gathers faster. Only for
 # programs whose results cannot depend on it (no floating-point arithmetic: level 0 does not
 # contract multiply-adds into FMAs).
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -118,7 +118,6 @@ def exact_jit(fun: Callable | None = None, **jit_kwargs):
   since such results are the same at every level.
 
   A sweep compiles hundreds of these small programs, one per member count; at level 0 they
-  compile in about half the time (0.55 -> 0.27 s for a batch permutation) and run a little
-  slower (ms), which matters once per epoch at most.
+  compile in about half the time and run a little slower, which matters once per epoch at most.
   """
   return jit(fun, options=FAST_COMPILE, **jit_kwargs)

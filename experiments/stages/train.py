@@ -40,13 +40,9 @@ class TrainedBucket:
   mask: Any
 
 
-OPTIONAL_SETTINGS = {"fused_dots"}   # in a training identity only when on
-
-
 def changed_settings(identity: dict, saved_meta: dict) -> list[str]:
-  """The settings a checkpoint's metadata disagrees on, the optional ones in either direction."""
-  keys = set(identity) | (OPTIONAL_SETTINGS & set(saved_meta))
-  return sorted(k for k in keys if saved_meta.get(k) != identity.get(k))
+  """The settings a checkpoint's metadata disagrees on."""
+  return sorted(k for k in identity if saved_meta.get(k) != identity.get(k))
 
 
 def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
@@ -76,23 +72,21 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
                                               ctx.sample_x, tx_factory,
                                               **dict(config.model.kwargs))
   # Stages run side by side on the cores (experiments/stage_pool.py), so 'auto' forms no member
-  # chunks or groups; always, so the results do not depend on how many stages ran at once.
+  # chunks; always, so the results do not depend on how many stages ran at once.
   strategy = train_lib.resolve_strategy(config.strategy, config.model.name, max(widths),
                                         shares_cores=True)
   tag = bucket_tag(widths)
   ckpt = StageCheckpointer(ctx.layout.trained(name, widths))
-  # What determines the trained models: a checkpoint made under other settings is refused.
+  # What determines the trained models: a checkpoint made under other settings is refused. The
+  # strategy is the one resolved (member chunks can change last bits); every later stage's
+  # cache key holds this identity, and the later stages run under the same strategy.
   train_settings = {k: v for k, v in t.to_dict().items() if k != "checkpoint_every"}
   identity = json.loads(json.dumps({
       "members": [dataclasses.asdict(m) for m in members], "train": train_settings,
       "dataset": config.dataset.to_dict(), "data": ctx.fingerprint,
-      "model": config.model.to_dict()}))
+      "model": config.model.to_dict(), "strategy": dataclasses.asdict(strategy)}))
   if pool_name == "pools":
     identity["pools"] = hashlib.sha256(pool_idx.tobytes()).hexdigest()
-  if strategy.fused_dots:
-    # Opted-into numerics: their models (and every cache keyed by them) are kept apart from
-    # the default's. Added only when on, so existing identities and caches stay valid.
-    identity["fused_dots"] = True
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}
   start, seconds = 0, 0.0
   if ckpt.latest_step() is not None:

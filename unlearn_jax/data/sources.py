@@ -49,9 +49,9 @@ class Dataset:
 def _mnist1d(seed: int = 42, num_samples: int = 5000) -> Dataset:
   """MNIST-1D generated with the package's standard arguments (4000 train / 1000 test).
 
-  Generating takes about 4 s (1.2 s of it importing the package, which imports matplotlib), so
-  the arrays are kept in `mnist1d_cache_dir()` per (seed, size, package version) and read back
-  in milliseconds; a missing or unreadable file is generated again.
+  Generating takes seconds (importing the package imports matplotlib), so the arrays are kept
+  in `mnist1d_cache_dir()` per (seed, size, package version) and read back at once; a missing
+  or unreadable file is generated again.
   """
   path = os.path.join(mnist1d_cache_dir(), f"mnist1d-{_package_version('mnist1d')}-seed{seed}-"
                       f"n{num_samples}.npz")

@@ -16,7 +16,7 @@ from unlearn_jax.methods import importance
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
 from unlearn_jax.methods.phase_step import optimizer_init, phase_driver
-from unlearn_jax.train.batches import fold_in_members, start_member_batches
+from unlearn_jax.train.batches import fold_in_members, member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
@@ -75,11 +75,11 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
       return None
     return epoch < np.asarray(hp[phase.while_epoch_below])   # on the host: no program
 
-  def start_batches(epoch, i, phase, steps):
-    """A phase run's keys and its groups' batches, started (train.batches)."""
+  def draw_batches(epoch, i, phase, steps):
+    """A phase run's keys and its groups' batches (train.batches)."""
     pkeys = _phase_keys(keys, i, epoch)
-    return pkeys, {g: start_member_batches(fold_in_members(pkeys, stream), sizes[g][0],
-                                           sizes[g][1], steps)
+    return pkeys, {g: member_batches(fold_in_members(pkeys, stream), sizes[g][0], sizes[g][1],
+                                     steps)
                    for stream, g in enumerate(terms_lib.term_groups(phase.terms))}
 
   # Phase runs in order, with their gates; a gated phase whose gate is off for every member is
@@ -89,18 +89,16 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
           for on in [gate(phase, epoch)] if on is None or on.any()]
   metrics = {}
   num_classes = int(model.num_classes)
-  upcoming = start_batches(*runs[0][:4]) if runs else None
+  upcoming = draw_batches(*runs[0][:4]) if runs else None
   for k, (epoch, i, phase, steps, on) in enumerate(runs):
-    pkeys, started = upcoming
-    # The next run's batches are started before this run's steps are dispatched: their sorts
-    # then run while the steps do (train.batches.start_member_batches).
-    upcoming = start_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
-    inputs = {g: finish() for g, finish in started.items()}
+    pkeys, inputs = upcoming
     if on is not None:
       inputs["on"] = jax.device_put(np.ascontiguousarray(np.broadcast_to(on[:, None],
                                                                          (num, steps))))
     driver = phase_driver(model, method, phase, num_classes, augment, strategy)
     (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
+    # The next run's batches are drawn while this run's steps run (dispatch is asynchronous).
+    upcoming = draw_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
     for term, values in step_metrics.items():
       name, mean = f"{phase.name}/{term}", values.mean(axis=1)
       if on is not None:

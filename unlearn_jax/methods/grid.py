@@ -9,17 +9,20 @@ schedule data, so one compiled step serves the whole grid:
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
 import jax
 import numpy as np
 
 from unlearn_jax.train.members import take_members
 
-if TYPE_CHECKING:
-  from unlearn_jax.methods.method import Method
-
 PyTree = Any
+
+
+class NamedDefaults(Protocol):
+  """What `member_hparams` reads of a method (`methods.Method` has both; no import needed)."""
+  name: str
+  defaults: Mapping[str, float]
 
 
 def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
@@ -50,7 +53,7 @@ def expand_grid(tree: PyTree, grid: Mapping[str, Sequence[float]]
   return repeat_members(tree, len(points)), hparams, points
 
 
-def member_hparams(method: Method, hparams: Optional[Mapping[str, Any]], num: int
+def member_hparams(method: NamedDefaults, hparams: Optional[Mapping[str, Any]], num: int
                    ) -> dict[str, jax.Array]:
   """The method's defaults overridden by `hparams`, each as a (num,) float32 array."""
   hparams = dict(hparams or {})

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from unlearn_jax import compile_cache
-from unlearn_jax.train import drivers, host_threefry, members
+from unlearn_jax.train import drivers, members
 from unlearn_jax.train.state import Variables, apply_model
 
 PyTree = Any
@@ -94,18 +94,9 @@ def accumulate_gradients(model, variables: Variables, data: dict, idx, batch_siz
   return acc, batches.shape[1]
 
 
-def _unused_keys(num: int) -> jax.Array:
-  # The driver hands every member a key; these passes draw nothing from it. They are
-  # `jax.random.split(jax.random.key(0), num)`, hashed in numpy (a compiled split was one more
-  # program per member count).
-  if not jax.config.jax_threefry_partitionable:   # host_threefry follows the default
-    return _compiled_unused_keys(num)
-  data = host_threefry.split(host_threefry.seed(np.int32(0)), (num,))
-  return jax.random.wrap_key_data(data, impl="threefry2x32")
-
-
 @compile_cache.exact_jit(static_argnums=0)
-def _compiled_unused_keys(num: int) -> jax.Array:
+def _unused_keys(num: int) -> jax.Array:
+  """Keys for the driver to hand every member; these passes draw nothing from them."""
   return jax.random.split(jax.random.key(0), num)
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from unlearn_jax import compile_cache, host_constants
+from unlearn_jax import compile_cache
 from unlearn_jax.data.augment import augment_batch
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method, Phase
@@ -103,6 +103,5 @@ def optimizer_init(method: Method):
     def init_one(params, hp, member_ctx, shared_ctx):
       return lifted(**hp, **member_ctx, **shared_ctx).init(params)
 
-    # Zero traces and counters come from numpy (host_constants): one LLVM kernel less each.
-    return host_constants.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None)))
+    return compile_cache.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None)))
   return compile_cache.cached(("opt_init", method.tx), build)

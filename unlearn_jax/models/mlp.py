@@ -1,5 +1,5 @@
 """Fully connected ReLU network; width = hidden units of every hidden layer."""
-from typing import Any, Callable, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -12,14 +12,11 @@ class MLP(nn.Module):
   num_classes: int
   depth: int = 2
   dtype: Any = jnp.float32   # activations; parameters stay float32, logits are float32
-  # The Dense layers' product (flax's `dot_general`; None: `lax.dot_general`), e.g. another
-  # library's kernels (benchmarks/blas_call.py) or a quantised product. Parameters are the same.
-  dot_general: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # no batch statistics
-    dense = lambda features: nn.Dense(features, dtype=self.dtype, dot_general=self.dot_general)
+    dense = lambda features: nn.Dense(features, dtype=self.dtype)
     x = preprocess(x, dtype=self.dtype).reshape(x.shape[0], -1)
     for _ in range(self.depth):
       x = nn.relu(dense(self.width)(x))

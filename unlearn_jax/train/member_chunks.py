@@ -6,9 +6,8 @@ the driver's steps and member-stacked inference both slice consecutive chunks of
 axis of every input tree and concatenate the outputs back, here, in one place.
 
 On CPU the chunks run side by side in threads: XLA:CPU runs a program on the thread that calls
-it and uses about one core for it. 16 seeds of the width-64 MNIST-1D MLP, trained as two chunks
-of 8 side by side, took 4.50-4.74 s against 5.51-6.68 s as one vmapped program on 2 cores, warm
-cache (benchmarks/results/cpu-amd-epyc-zen3.md). Each chunk runs the same program on the same
+it and uses about one core for it, so two chunks keep two cores busy (BUILD.md, "How the sweep
+is fast", has the measurements). Each chunk runs the same program on the same
 inputs side by side or in turn, so the results are bitwise the same.
 """
 from __future__ import annotations
@@ -26,18 +25,17 @@ from unlearn_jax import compile_cache
 
 PyTree = Any
 
-_POOLS: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
 _IN_CHUNK = threading.local()   # a chunk that maps chunks itself runs them in turn
 
 
-def core_pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
-  """The process's pool of one thread per core called `name`, made on first use. Work that must
-  run beside the member chunks takes a pool of its own, not to queue behind them."""
-  with _POOLS_LOCK:
-    if name not in _POOLS:
-      _POOLS[name] = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, name)
-    return _POOLS[name]
+def _chunk_pool() -> concurrent.futures.ThreadPoolExecutor:
+  """The process's pool of one thread per core for member chunks, made on first use."""
+  with _POOL_LOCK:
+    if not _POOL:
+      _POOL.append(concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "member_chunk"))
+    return _POOL[0]
 
 
 def _side_by_side(num_chunks: int) -> bool:
@@ -84,7 +82,7 @@ def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree,
     return fn(*trees)
   parts = _split(trees, chunk)
   if _side_by_side(len(parts)):
-    futures = [core_pool("member_chunk").submit(_in_chunk, fn, part) for part in parts]
+    futures = [_chunk_pool().submit(_in_chunk, fn, part) for part in parts]
     outs = [f.result() for f in futures]
   else:
     outs = [fn(*part) for part in parts]

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unlearn_jax import compile_cache, host_constants, models
+from unlearn_jax import compile_cache, models
 from unlearn_jax.train import sharding, split_init
 from unlearn_jax.train.state import TrainState, Variables
 
@@ -50,7 +50,7 @@ def init_variables(model_name: str, width: float, num_classes: int, seed: int, s
 
 
 def _jitted_init(model_name: str, width: float, num_classes: int, model_kwargs: tuple):
-  # An eager init dispatches every op separately (tens of seconds for a ResNet); one compiled
+  # An eager init dispatches every op separately (slow for a ResNet); one compiled
   # init per architecture serves every seed.
   def build():
     model = models.get(model_name, width=width, num_classes=num_classes, **dict(model_kwargs))
@@ -79,8 +79,7 @@ def init_members(model_name: str, members: Sequence[Member], num_classes: int, s
   member-stacked active mask (1 on each member's own parameters). Member i's variables are those
   of `init_variables(model_name, members[i].width, ..., members[i].seed, ...)` zero-padded,
   bit for bit; they and the optimizer states come from one compiled program per bucket and
-  optimizer that vmaps each width's init over its members (see `_bucket_initializer`; on CPU
-  the outputs that are constants, such as zero momenta, come from numpy: `host_constants`).
+  optimizer that vmaps each width's init over its members (see `_bucket_initializer`).
   """
   members = list(members)
   if not members:
@@ -109,7 +108,7 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
 
   Each width's members are initialised by vmapping that width's init over their seeds, padded
   to the widest shapes with their masks, concatenated and gathered back into member order, and
-  given their optimizer states, in compiled code (constants from numpy on CPU). One per bucket
+  given their optimizer states, in compiled code. One per bucket
   and optimizer factory, cached; jit retraces for other group sizes.
   """
   def build():
@@ -147,7 +146,7 @@ def _bucket_initializer(model_name: str, widths: tuple, num_classes: int, model_
     def initialize(seeds_by_width, sample_x, order, hyperparams):
       return finish([jax.vmap(init, in_axes=(0, None))(seeds, sample_x)
                      for init, seeds in zip(inits, seeds_by_width)], order, hyperparams)
-    return host_constants.jit(initialize)
+    return compile_cache.jit(initialize)
 
   split = split_init.split_compile()
   return compile_cache.cached(("init_members", model_name, widths, num_classes, model_kwargs,
@@ -184,7 +183,7 @@ def _corner_ones(shape, big_shape) -> jax.Array:
 
 @compile_cache.exact_jit
 def _finite_members(params: PyTree) -> jax.Array:
-  # Compiled: op-by-op dispatch over every leaf cost ~0.25 s per call.
+  # Compiled: op-by-op dispatch over every leaf would cost a dispatch per operation.
   leaves = [jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1) for x in jax.tree.leaves(params)]
   return jnp.stack(leaves).all(axis=0)
 
@@ -208,7 +207,7 @@ def _take(tree: PyTree, idx: jax.Array) -> PyTree:
 def take_members(tree: PyTree, idx) -> PyTree:
   """Members `idx` (integer sequence) of a member-stacked tree (typed keys ok), as one compiled
   gather (eager indexing would dispatch one gather per leaf); a numpy copy where
-  `host_copyable` (a sweep compiled 59 gathers, one per member count, 0.13 s each)."""
+  `host_copyable` (compiled, a sweep makes one gather program per member count)."""
   idx = np.asarray(idx, np.int32)
   if host_copyable(tree):
     # device_put, not jnp.asarray: that compiles a copy program per shape.
@@ -220,8 +219,8 @@ def host_copyable(tree: PyTree) -> bool:
   """Whether numpy may stand in for a compiled program that only copies, counts or tests
   `tree`'s leaves: every leaf an array on one CPU device (or a numpy array), outside a trace,
   without a key or weak type that a numpy round trip would lose. Each such program compiled
-  costs 0.1-0.2 s per shape on XLA:CPU, the numpy work milliseconds, and the results are the
-  same (they involve no rounding)."""
+  would be one more XLA:CPU compile per shape, for work numpy does at once, and the results are
+  the same (they involve no rounding)."""
   return all(_host_copyable_leaf(x) for x in jax.tree.leaves(tree))
 
 

@@ -5,8 +5,6 @@ references (pool = the retain set): only the pool of indices differs.
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import logging
 import time
 from typing import Any, Callable
@@ -17,8 +15,7 @@ import numpy as np
 
 from unlearn_jax import compile_cache
 from unlearn_jax.train import drivers
-from unlearn_jax.train.batches import (check_pool, draws_on_host, epoch_batches, epoch_steps,
-                                       fold_in_members)
+from unlearn_jax.train.batches import check_pool, epoch_batches, fold_in_members
 from unlearn_jax.train.member_chunks import map_member_chunks
 from unlearn_jax.train.state import TrainState, apply_model, make_train_step
 
@@ -71,65 +68,18 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
-  with _EpochBatches(keys, pool_idx, batch_size, start_epoch, epochs) as upcoming:
-    for epoch in range(start_epoch, epochs):
-      state, step_metrics = driver(state, data, upcoming.next(), fold_in_members(keys, epoch))
-      metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
-      if callback is not None:
-        callback(epoch + 1, state, metrics)
-      progress.update(epoch + 1,
-                      lambda: f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
+  batches = epoch_batches(keys, pool_idx, batch_size, start_epoch) if start_epoch < epochs else None
+  for epoch in range(start_epoch, epochs):
+    state, step_metrics = driver(state, data, batches, fold_in_members(keys, epoch))
+    # The next epoch's batches are drawn while this epoch's steps run (dispatch is
+    # asynchronous), before anything waits for them.
+    batches = epoch_batches(keys, pool_idx, batch_size, epoch + 1) if epoch + 1 < epochs else None
+    metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
+    if callback is not None:
+      callback(epoch + 1, state, metrics)
+    progress.update(epoch + 1,
+                    lambda: f"loss {float(jnp.nanmean(metrics['loss'])):.4f}")
   return state, metrics
-
-
-# Bytes of batch indices drawn ahead of the steps, at most: 66 epochs of 16 members x 4,000
-# examples, or 5 of 16 members x 50,000 (a CIFAR-10-sized pool).
-LOOKAHEAD_BYTES = 16 << 20
-
-
-class _EpochBatches:
-  """The epochs' batches in order, drawn ahead of the steps in a thread of this trainer's own.
-
-  On CPU an epoch's draw is numpy work (sort keys and sorts: 4 ms for 16 members x 4,000
-  examples). Drawn one epoch ahead it runs beside the steps, on cores they keep busy; drawn
-  several epochs ahead it also fills the core left idle while the first epoch compiles. The
-  thread is this trainer's, so stages training side by side never queue behind each other's
-  draws. At most `LOOKAHEAD_BYTES` of indices wait; the indices are the same as drawn one by one.
-  Where the draws are device programs (accelerators, several processes) they are dispatched
-  here, in order, by the training loop's thread: those are asynchronous already, and every
-  process must dispatch its programs in the same order.
-  """
-
-  def __init__(self, keys, pool_idx, batch_size: int, start: int, stop: int):
-    per_epoch = keys.shape[0] * epoch_steps(pool_idx, batch_size) * batch_size * 4   # int32
-    self._depth = max(1, LOOKAHEAD_BYTES // per_epoch) if draws_on_host(keys, pool_idx) else 0
-    self._draw = lambda epoch: epoch_batches(keys, pool_idx, batch_size, epoch)
-    self._epochs = iter(range(start, stop))
-    self._pending: collections.deque = collections.deque()
-    self._thread = concurrent.futures.ThreadPoolExecutor(1, "epoch_batches")
-    self._top_up()
-
-  def _top_up(self):
-    while self._depth and len(self._pending) < self._depth + 1:
-      epoch = next(self._epochs, None)
-      if epoch is None:
-        return
-      self._pending.append(self._thread.submit(self._draw, epoch))
-
-  def next(self) -> jax.Array:
-    if not self._depth:
-      return self._draw(next(self._epochs))
-    batches = self._pending.popleft().result()
-    self._top_up()
-    return batches
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    for future in self._pending:
-      future.cancel()
-    self._thread.shutdown(wait=True)
 
 
 def predict_logits(model, params, batch_stats, x, *, batch_size: int = 1024,
