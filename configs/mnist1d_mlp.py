@@ -1,8 +1,8 @@
 r"""python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
 
 Hardware: 2 CPU cores, no accelerator, no network. Expected run time: about 13 minutes (measured
-on 2 cores from a fresh clone and workdir with an empty compilation cache: 12 min 41 s wall, most
-of it the shadow-model attack's 128 shadow trainings per width); without the attack
+on 2 Xeon cores with a fresh workdir and no compilation cache: 12 min 21 s - 13 min 10 s wall,
+most of it the shadow-model attack's 128 shadow trainings per width); without the attack
 (`:shadows=0`) about 4 minutes (the mislabeled variant took 3 min 58 s with stages side by side
 and numpy-sorted batches, 7 min 4 s one at a time before either; 10 seeds, 5 widths, 9 methods
 over their grids). `:smoke` shrinks everything (tests); `:seeds=N` sets the number of seeds;

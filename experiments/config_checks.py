@@ -40,7 +40,11 @@ def check(config) -> None:
 
 
 def _check_distinct(config, field: str, why: str) -> None:
-  values = list(config[field])
+  """Refuses a repeated value in the sequence setting `field` (dotted, e.g. 'eval.lambdas')."""
+  values = config
+  for part in field.split("."):
+    values = values[part]
+  values = list(values)
   repeated = sorted({v for v in values if values.count(v) > 1})
   if repeated:
     raise ValueError(f"config.{field}={tuple(values)} repeats {repeated}: {why}; give each value "
@@ -56,7 +60,7 @@ def _check_lambdas(config) -> None:
   if bad:
     raise ValueError(f"config.eval.lambdas={lams} has {bad}; a lambda weighs the goal against "
                      "validation error and must lie in [0, 1].")
-  _check_distinct(config.eval, "lambdas", "each lambda is selected and reported once")
+  _check_distinct(config, "eval.lambdas", "each lambda is selected and reported once")
 
 
 def _check_widths(config) -> None:

@@ -72,6 +72,23 @@ def test_member_chunks_train_the_same_models(setup, strategy):
   np.testing.assert_allclose(ref_metrics["loss"], out_metrics["loss"], rtol=1e-5)
 
 
+def test_one_member_at_a_time_moves_last_bits_so_strategies_are_part_of_the_identity(setup):
+  """Why a sweep's training identity holds the resolved strategy: the member count a dot sees
+  changes its last bits at some widths (here 32 and 64, compiled as the tests compile), while the
+  models agree to rounding (tests/test_sweep_safety.py checks the refusal)."""
+  d, pool = setup
+  moved = []
+  for width in (32, 64):
+    members = train.member_grid([0, 1, 2, 3, 4], [width], [0.1], [1e-3])
+    _, ref, _, _ = _train(members, d, pool, train.Strategy(0, "scan"))
+    _, one, _, _ = _train(members, d, pool, train.Strategy(1, "scan"))
+    pairs = list(zip(jax.tree.leaves(ref.params), jax.tree.leaves(one.params)))
+    for a, b in pairs:
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    moved.append(not all(np.array_equal(a, b) for a, b in pairs))
+  assert any(moved)
+
+
 def test_strategy_options_parse_and_bad_ones_are_named():
   auto = train.auto_strategy("mlp", 64)
   assert train.resolve_strategy("4, scan", "mlp", 64) == train.Strategy(4, "scan")
