@@ -58,7 +58,8 @@ def test_execution_strategies_agree(setup, strategy):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("strategy", [train.Strategy(2, "scan"), train.Strategy(0, "scan", chunks=2),
+@pytest.mark.parametrize("strategy", [train.Strategy(2, "scan"),
+                                      train.Strategy(0, "scan", chunks=2),
                                       train.Strategy(0, "host", chunks=4)])
 def test_member_chunks_train_the_same_models(setup, strategy):
   """Chunks only split the member axis: 5 members in chunks of 2 (or 2 chunks of 3 + 2, or 4

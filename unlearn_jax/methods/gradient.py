@@ -97,7 +97,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
                                                                          (num, steps))))
     driver = phase_driver(model, method, phase, num_classes, augment, strategy)
     (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
-    # The next run's batches are drawn while this run's steps run (dispatch is asynchronous).
+    # Drawn before anything waits for this run: where its dispatch returns at once, while it runs.
     upcoming = draw_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
     for term, values in step_metrics.items():
       name, mean = f"{phase.name}/{term}", values.mean(axis=1)

@@ -68,12 +68,13 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
-  batches = epoch_batches(keys, pool_idx, batch_size, start_epoch) if start_epoch < epochs else None
+  draw = lambda epoch: epoch_batches(keys, pool_idx, batch_size, epoch) if epoch < epochs else None
+  batches = draw(start_epoch)
   for epoch in range(start_epoch, epochs):
     state, step_metrics = driver(state, data, batches, fold_in_members(keys, epoch))
-    # The next epoch's batches are drawn while this epoch's steps run (dispatch is
-    # asynchronous), before anything waits for them.
-    batches = epoch_batches(keys, pool_idx, batch_size, epoch + 1) if epoch + 1 < epochs else None
+    # Drawn before anything waits for this epoch: where the steps' dispatch returns at once (one
+    # vmapped program), the next epoch's batches are drawn while they run.
+    batches = draw(epoch + 1)
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
