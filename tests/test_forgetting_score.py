@@ -80,3 +80,30 @@ def test_stage_scores_every_width_and_method_with_its_calibration(reference, tmp
       assert scores["models_per_side"] == 3
       assert scores["epsilon_score_low"] <= scores["epsilon_score"] <= scores["epsilon_score_high"]
   assert "forgetting score" in (workdir / "report.md").read_text().lower()
+
+
+def test_cached_confidences_are_recomputed_under_another_eval_batch_size(tmp_path, monkeypatch):
+  # The inference batch size can move last bits (as the strategy can), so it keys the cache.
+  calls = []
+
+  def fake_predict(model, params, batch_stats, x, *, batch_size, strategy):
+    calls.append(batch_size)
+    return np.zeros((2, len(x), 3), np.float32)
+
+  monkeypatch.setattr(forgetting_score.train_lib, "predict_logits", fake_predict)
+  splits = types.SimpleNamespace(x_train=np.zeros((6, 4), np.float32),
+                                 y_train=np.array([0, 1, 2, 0, 1, 2]), forget_idx=np.array([1, 4]))
+  models = types.SimpleNamespace(name="group_scrub", widths=(4,), members=[{"seed": 0}] * 2,
+                                 identity={"group": "scrub"}, model=None, strategy=None,
+                                 variables=types.SimpleNamespace(params=None, batch_stats=None),
+                                 diverged=np.zeros(2, bool))
+
+  def ctx(eval_batch_size):
+    return types.SimpleNamespace(
+        config=types.SimpleNamespace(eval_batch_size=eval_batch_size), splits=splits,
+        fingerprint="data", writer=True,
+        layout=types.SimpleNamespace(group_confidences=lambda *a: str(tmp_path / "conf")))
+
+  for size in (1024, 1024, 256, 256):
+    assert forgetting_score.forget_confidences(ctx(size), models).shape == (2, 2)
+  assert calls == [1024, 256]

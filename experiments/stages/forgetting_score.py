@@ -146,7 +146,9 @@ def forget_confidences(ctx, models: ModelSet) -> np.ndarray:
     labels = ctx.splits.y_train[ctx.splits.forget_idx]
     conf = np.asarray(metrics_lib.logit_scaled_confidence(jnp.asarray(logits), labels))
     return {"conf": np.where(models.diverged[:, None], np.nan, conf)}
+  # The inference batch size is the dots' batch: like the strategy, it can move last bits.
   key = {"stage": "forgetting_score", "version": VERSION, "members": models.members,
-         "models": models.identity, "data": ctx.fingerprint}
+         "models": models.identity, "data": ctx.fingerprint,
+         "eval_batch_size": ctx.config.eval_batch_size}
   return stage_cache.load_or_compute(ctx.layout.group_confidences(models.name, models.widths),
                                      key, compute, write=ctx.writer)["conf"]
