@@ -2,7 +2,6 @@
 import dataclasses
 import functools
 import os
-import re
 import threading
 
 import jax

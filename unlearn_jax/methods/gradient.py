@@ -89,16 +89,13 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
           for on in [gate(phase, epoch)] if on is None or on.any()]
   metrics = {}
   num_classes = int(model.num_classes)
-  upcoming = draw_batches(*runs[0][:4]) if runs else None
-  for k, (epoch, i, phase, steps, on) in enumerate(runs):
-    pkeys, inputs = upcoming
+  for epoch, i, phase, steps, on in runs:
+    pkeys, inputs = draw_batches(epoch, i, phase, steps)
     if on is not None:
       inputs["on"] = jax.device_put(np.ascontiguousarray(np.broadcast_to(on[:, None],
                                                                          (num, steps))))
     driver = phase_driver(model, method, phase, num_classes, augment, strategy)
     (state, _), step_metrics = driver((state, ctx), data, inputs, fold_in_members(pkeys, 2))
-    # Drawn before anything waits for this run: where its dispatch returns at once, while it runs.
-    upcoming = draw_batches(*runs[k + 1][:4]) if k + 1 < len(runs) else None
     for term, values in step_metrics.items():
       name, mean = f"{phase.name}/{term}", values.mean(axis=1)
       if on is not None:

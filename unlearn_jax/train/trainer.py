@@ -68,13 +68,11 @@ def train(model, tx, state: TrainState, data: dict, pool_idx, keys: jax.Array, *
   pool_idx = check_pool(pool_idx, keys.shape[0])
   progress = Progress(name, epochs)
   metrics = {"loss": jnp.full(keys.shape, jnp.nan), "error": jnp.full(keys.shape, jnp.nan)}
-  draw = lambda epoch: epoch_batches(keys, pool_idx, batch_size, epoch) if epoch < epochs else None
-  batches = draw(start_epoch)
   for epoch in range(start_epoch, epochs):
+    # XLA:CPU runs programs in dispatch order, so a draw dispatched behind the steps would wait
+    # for them anyway: each epoch draws its own batches first.
+    batches = epoch_batches(keys, pool_idx, batch_size, epoch)
     state, step_metrics = driver(state, data, batches, fold_in_members(keys, epoch))
-    # Drawn before anything waits for this epoch: where the steps' dispatch returns at once (one
-    # vmapped program), the next epoch's batches are drawn while they run.
-    batches = draw(epoch + 1)
     metrics = jax.tree.map(lambda m: m.mean(axis=1), step_metrics)
     if callback is not None:
       callback(epoch + 1, state, metrics)
