@@ -1,13 +1,17 @@
-r"""S seeds of the MNIST-1D MLP trained through the library's public API (JAX, the members
+r"""S seeds of an MNIST-1D model trained through the library's public API (JAX, the members
 vmapped) against the same S models trained one at a time by a plain PyTorch loop.
 
   python -m benchmarks.torch_baseline --widths=64,256 --seeds=16 --steps=2000 \
-      [--cache_dir=DIR] [--out=FILE.md] [--frameworks=jax,torch]
+      [--model=mlp|cnn] [--formulation=auto|flax|shifted] [--cache_dir=DIR] [--out=FILE.md] \
+      [--frameworks=jax,torch]
 
-Both sides train an MLP with 2 hidden ReLU layers of width k (40 -> k -> k -> 10) by SGD with
-momentum 0.9 (no weight decay), batch 128, on the same MNIST-1D training arrays, for the same
-number of steps: whole epochs (reshuffled, the partial last batch dropped), as many as reach
-`--steps`, so the step count is rounded up to a multiple of the steps per epoch.
+Both sides train the same network by SGD with momentum 0.9 (no weight decay), batch 128, on the
+same MNIST-1D training arrays, for the same number of steps: whole epochs (reshuffled, the
+partial last batch dropped), as many as reach `--steps`, so the step count is rounded up to a
+multiple of the steps per epoch. `--model=mlp`: 2 hidden ReLU layers of width k
+(40 -> k -> k -> 10). `--model=cnn`: the mCNN (conv3 -> BatchNorm -> ReLU -> max-pool 1, 2, 2, 2
+at k, 2k, 4k, 8k channels, global max-pool, linear); `--formulation` picks the JAX side's
+convolution (models.cnn; 'auto' is the backend's rule).
 
 The JAX side is timed end to end from the member grid on: `train.member_grid` +
 `train.init_members` ("init s", compiling the initialiser included), the first epoch of
@@ -44,6 +48,7 @@ from unlearn_jax import data as data_lib
 from unlearn_jax import train
 
 NUM_CLASSES, DEPTH, MOMENTUM = 10, 2, 0.9
+MODELS = ("mlp", "cnn")
 TORCH_MISSING = ("PyTorch is not installed, so the PyTorch baseline cannot run. Install it with "
                  "`pip install -e .[bench]` (or a CPU-only build: `pip install torch "
                  "--index-url https://download.pytorch.org/whl/cpu`), or pass --frameworks=jax "
@@ -88,8 +93,13 @@ def schedule(num_train: int, batch_size: int, steps: int) -> tuple[int, int]:
   return max(1, math.ceil(steps / per_epoch)), per_epoch
 
 
+def model_kwargs(model: str, formulation: str = "auto") -> dict:
+  return {"depth": DEPTH} if model == "mlp" else {"formulation": formulation}
+
+
 def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, batch_size: int,
-             learning_rate: float, strategy: str = "auto") -> dict:
+             learning_rate: float, strategy: str = "auto", model_name: str = "mlp",
+             formulation: str = "auto") -> dict:
   """Seconds of init, first epoch (with compilation) and the other epochs; final mean loss."""
   data = jax.block_until_ready({"x": jnp.asarray(x), "y": jnp.asarray(y)})
   pool = np.arange(len(y))
@@ -99,8 +109,8 @@ def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, 
                                  momentum=MOMENTUM)
   # The init reads only the sample input's shape and dtype: a numpy slice, since slicing the
   # device array is an eager program with its own compile (30-80 ms cold).
-  model, state, _ = train.init_members("mlp", members, NUM_CLASSES, x[:2], factory,
-                                       depth=DEPTH)
+  model, state, _ = train.init_members(model_name, members, NUM_CLASSES, x[:2], factory,
+                                       **model_kwargs(model_name, formulation))
   jax.block_until_ready(state)
   initialised = time.perf_counter()
   marks = {}
@@ -114,7 +124,7 @@ def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, 
   state, metrics = train.train(model, train.any_optimizer(factory), state, data, pool,
                                train.member_keys(members, 0), epochs=epochs,
                                batch_size=batch_size, augment=False,
-                               strategy=train.resolve_strategy(strategy, "mlp", width),
+                               strategy=train.resolve_strategy(strategy, model_name, width),
                                callback=after_epoch)
   jax.block_until_ready(state)
   end = time.perf_counter()
@@ -123,8 +133,26 @@ def time_jax(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int, 
           "jax_loss": float(np.mean(np.asarray(metrics["loss"])))}
 
 
+def torch_model(model_name: str, width: int, num_inputs: int):
+  """The PyTorch twin of the JAX model: PyTorch's default initialisation, float32."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  if model_name == "mlp":
+    return nn.Sequential(nn.Linear(num_inputs, width), nn.ReLU(), nn.Linear(width, width),
+                         nn.ReLU(), nn.Linear(width, NUM_CLASSES))
+  layers, channels = [nn.Unflatten(1, (1, num_inputs))], 1
+  for i, mult in enumerate((1, 2, 4, 8)):
+    layers += [nn.Conv1d(channels, width * mult, 3, padding=1, bias=False),
+               nn.BatchNorm1d(width * mult, momentum=0.1), nn.ReLU()]
+    if i > 0:
+      layers.append(nn.MaxPool1d(2))
+    channels = width * mult
+  layers += [nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(channels, NUM_CLASSES)]
+  return nn.Sequential(*layers)
+
+
 def time_torch(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int,
-               batch_size: int, learning_rate: float, threads: int) -> dict:
+               batch_size: int, learning_rate: float, threads: int,
+               model_name: str = "mlp") -> dict:
   """Seconds to build and train the `seeds` models one after another; final mean loss."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
@@ -137,8 +165,7 @@ def time_torch(x: np.ndarray, y: np.ndarray, width: int, seeds: int, epochs: int
   for seed in range(seeds):
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(nn.Linear(x.shape[1], width), nn.ReLU(), nn.Linear(width, width),
-                        nn.ReLU(), nn.Linear(width, NUM_CLASSES))
+    net = torch_model(model_name, width, x.shape[1])
     opt = torch.optim.SGD(net.parameters(), lr=learning_rate, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(epochs):
@@ -194,9 +221,9 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
 
 def to_markdown(rows: Sequence[Row], settings: dict) -> str:
   lines = [
-      f"### JAX (library) vs PyTorch: MNIST-1D MLP, {settings['date']}",
+      f"### JAX (library) vs PyTorch: MNIST-1D {settings['model'].upper()}, {settings['date']}",
       "",
-      f"{settings['seeds']} seeds x width k, MLP 40-k-k-10, SGD lr {settings['learning_rate']} "
+      f"{settings['seeds']} seeds x width k, {settings['network']}, SGD lr {settings['learning_rate']} "
       f"momentum {MOMENTUM}, batch {settings['batch_size']}, {settings['num_train']} training "
       f"examples, {settings['epochs']} epochs of {settings['steps_per_epoch']} steps. "
       f"{settings['cpu']} ({settings['cpus']} CPUs); jax {jax.__version__} "
@@ -220,6 +247,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   ints = lambda s: [int(v) for v in s.split(",") if v]
+  parser.add_argument("--model", default="mlp", choices=MODELS, help="network on both sides")
+  parser.add_argument("--formulation", default="auto",
+                      help="the JAX CNN's formulation: auto, flax or shifted (models.cnn)")
   parser.add_argument("--widths", type=ints, default=[64, 256], help="hidden widths k")
   parser.add_argument("--seeds", type=int, default=16, help="models (seeds) per width")
   parser.add_argument("--steps", type=int, default=2000, help="SGD steps per model (rounded up "
@@ -259,10 +289,10 @@ def main(argv: Optional[Sequence[str]] = None) -> tuple[list[Row], str]:
     row = Row(width, args.seeds, epochs * per_epoch)
     common = (x, y, width, args.seeds, epochs, args.batch_size, args.learning_rate)
     if "jax" in args.frameworks:
-      for name, value in time_jax(*common, args.strategy).items():
+      for name, value in time_jax(*common, args.strategy, args.model, args.formulation).items():
         setattr(row, name, value)
     if "torch" in args.frameworks:
-      for name, value in time_torch(*common, args.threads).items():
+      for name, value in time_torch(*common, args.threads, args.model).items():
         setattr(row, name, value)
     rows.append(row)
     print(f"width {width}: jax total {_fmt(row.jax_total_s)} s, torch {_fmt(row.torch_s)} s",
@@ -272,7 +302,9 @@ def main(argv: Optional[Sequence[str]] = None) -> tuple[list[Row], str]:
               "num_train": len(y), "epochs": epochs, "steps_per_epoch": per_epoch,
               "cpu": _cpu_model(), "cpus": os.cpu_count(), "threads": args.threads,
               "torch": torch_ver if "torch" in args.frameworks else None, "cache": cache,
-              "strategy": args.strategy}
+              "strategy": args.strategy, "model": args.model,
+              "network": ("MLP 40-k-k-10" if args.model == "mlp" else
+                          f"mCNN k-2k-4k-8k (JAX formulation {args.formulation})")}
   table = to_markdown(rows, settings)
   print(table)
   if args.out:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-from experiments import evaluators as evaluators_lib
+from experiments import evaluators as evaluators_lib, findings
 from experiments.stages.unlearn import method_with_config
 from unlearn_jax import methods as methods_lib
 from unlearn_jax.evaluation import tuning
@@ -37,6 +37,18 @@ def check(config) -> None:
                      "are computed for the points selected at that lambda.")
   evaluators_lib.from_config(config)
   _check_lira(config)
+  _check_report(config)
+
+
+def _check_report(config) -> None:
+  criteria = config.report.get("criteria", "relative")
+  if criteria not in findings.CRITERIA:
+    raise ValueError(f"config.report.criteria={criteria!r}; allowed: {list(findings.CRITERIA)}.")
+  for name in ("gap_closed", "to_chance", "beyond_l1", "max_relative_cost", "max_test_cost",
+               "never_trained_loss"):
+    value = config.report.get(name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+      raise ValueError(f"config.report.{name}={value!r}; it must be a number in (0, 1].")
 
 
 def _check_distinct(config, field: str, why: str) -> None:

@@ -9,17 +9,18 @@ from collections import defaultdict
 import numpy as np
 
 from experiments import plots
+from experiments.findings import STUDY_METHODS, Criteria, Paired, findings, never_trained
+from experiments.findings import VERDICT_RULE, seed_order, smallest_ball
 from experiments.stages import lira as lira_stage
 from unlearn_jax.evaluation import intervals, tuning
 
-STUDY_METHODS = ("scrub", "neggrad_plus", "l1_sparse")
-FORGET_USING = ("scrub", "neggrad_plus")
 
 
 class Table:
   """Values per seed, keyed by (stage, method, width, goal, lam, split, metric)."""
 
   def __init__(self, rows):
+    self.excluded = set()   # (width, seed) left out of per_seed (originals that never trained)
     self.values = defaultdict(list)
     self.seeds = defaultdict(list)
     for r in rows:
@@ -33,8 +34,10 @@ class Table:
     return np.asarray(self.values.get((stage, method, float(width), goal, lam, split, metric), []))
 
   def per_seed(self, stage, method, width, split, metric, goal="", lam="") -> dict:
-    """{seed: value}; selected models flagged ('val', 'degenerate') are left out."""
+    """{seed: value}; selected models flagged ('val', 'degenerate') and every model of an
+    excluded (width, seed) are left out."""
     out = self.per_seed_raw(stage, method, width, split, metric, goal, lam)
+    out = {s: v for s, v in out.items() if (float(width), s) not in self.excluded}
     if stage == "selected":
       flags = self.per_seed_raw(stage, method, width, "val", "degenerate", goal, lam)
       out = {s: v for s, v in out.items() if flags.get(s, 0.0) != 1.0}
@@ -56,138 +59,6 @@ class Table:
 
 def _fmt(ms) -> str:
   return f"{ms[0]:.3f} ± {ms[1]:.3f}"
-
-
-class Paired:
-  """A statistic per seed (seeds present and finite in every input), its mean and 95% bootstrap
-  interval over seeds."""
-
-  def __init__(self, fn, *per_seed: dict):
-    seeds = sorted(set.intersection(*(set(d) for d in per_seed)), key=_seed_order)
-    values = np.asarray([fn(*(d[s] for d in per_seed)) for s in seeds], np.float64)
-    self.values = values[np.isfinite(values)]
-    self.mean = float(self.values.mean()) if len(self.values) else math.nan
-    self.low, self.high = intervals.bootstrap_interval(self.values)
-
-  def __str__(self) -> str:
-    return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] (n={len(self.values)})"
-
-  def at_least(self, threshold: float) -> str:
-    return intervals.verdict_at_least(self.low, self.high, threshold)
-
-  def at_most(self, threshold: float) -> str:
-    return intervals.verdict_at_most(self.low, self.high, threshold)
-
-
-def _seed_order(seed: str):
-  return (0, int(seed)) if seed.lstrip("-").isdigit() else (1, seed)
-
-
-VERDICT_RULE = (
-    "Each number is a mean over seeds with its 95% percentile-bootstrap interval (2,000 "
-    "resamples of the seeds; n = seeds whose models are finite and, for selected models, not "
-    "degenerate). Comparisons are paired by seed (the unlearned model against its own original). "
-    "A condition holds when its whole interval satisfies it, does not hold when none of it does, "
-    "and is inconclusive otherwise; 'some method' takes the best of the methods' verdicts, "
-    "'and' the worst.")
-
-
-def findings(t: Table, lambdas, max_cost: float) -> list[dict]:
-  """The study's four findings: numbers with intervals and a verdict decided by the intervals."""
-  narrow, wide = t.widths[0], t.widths[-1]
-  lam_hi = max(lambdas)
-  out = []
-  orig = lambda w, split, metric: t.per_seed("original", "original", w, split, metric)
-  sel = lambda m, goal, split, metric: t.per_seed("selected", m, wide, split, metric, goal=goal,
-                                                  lam=lam_hi)
-  gap0, test0, forget0 = (orig(wide, "forget", "gap_val"), orig(wide, "test", "error"),
-                          orig(wide, "forget", "error"))
-  privacy, bias, lines = [], [], []
-  for m in STUDY_METHODS:
-    shrink = Paired(lambda g, g0: 0.5 * abs(g0) - abs(g), sel(m, "privacy", "forget", "gap_val"),
-                    gap0)
-    cost_p = Paired(lambda a, b: a - b, sel(m, "privacy", "test", "error"), test0)
-    rise = Paired(lambda a, b: a - b, sel(m, "bias_removal", "forget", "error"), forget0)
-    cost_b = Paired(lambda a, b: a - b, sel(m, "bias_removal", "test", "error"), test0)
-    privacy.append(intervals.all_of([shrink.at_least(0.0), cost_p.at_most(max_cost)]))
-    bias.append(intervals.all_of([rise.at_least(0.2), cost_b.at_most(max_cost)]))
-    lines.append(f"{m}: privacy: half the original |gap| minus the new |gap| {shrink}, test-error "
-                 f"cost {cost_p} -> {privacy[-1]}; bias removal: forget-error rise {rise}, "
-                 f"test-error cost {cost_b} -> {bias[-1]}")
-  holds_p, holds_b = intervals.any_of(privacy), intervals.any_of(bias)
-  out.append(dict(
-      title="1. Wide models: much privacy / bias removal at a modest test-error cost",
-      criterion=(f"at width {wide:g}, lambda {lam_hi:g}, some study method at least halves the "
-                 "|forget - val| error gap (privacy) / raises forget error by >= 0.2 (bias "
-                 f"removal), each at <= {max_cost:g} extra test error"),
-      numbers=[f"original: |gap| {Paired(abs, gap0)}, forget error {Paired(float, forget0)}, "
-               f"test error {Paired(float, test0)}"] + lines,
-      verdict=intervals.all_of([holds_p, holds_b]),
-      detail=f"privacy part: {holds_p}; bias-removal part: {holds_b}"))
-
-  gap_n, test_n = orig(narrow, "forget", "gap_val"), orig(narrow, "test", "error")
-  more_private = Paired(lambda gw, gn: abs(gw) - abs(gn), gap0, gap_n)
-  worse = Paired(lambda tn, tw: tn - tw, test_n, test0)
-  out.append(dict(
-      title="2. Underparameterized models are fairly private already but generalise worse",
-      criterion=(f"the original width-{narrow:g} model has a smaller |forget - val| gap and a "
-                 f"higher test error than the original width-{wide:g} model of the same seed"),
-      numbers=[f"width {narrow:g}: |gap| {Paired(abs, gap_n)}, test error {Paired(float, test_n)}",
-               f"width {wide:g}: |gap| {Paired(abs, gap0)}, test error {Paired(float, test0)}",
-               f"|gap| difference (wide - narrow) {more_private}; test-error difference "
-               f"(narrow - wide) {worse}"],
-      verdict=intervals.all_of([more_private.at_least(0.0), worse.at_least(0.0)])))
-
-  rise = {m: sel(m, "bias_removal", "forget", "error") for m in STUDY_METHODS}
-  nums, verdicts = [], []
-  for m in FORGET_USING:
-    beyond = Paired(lambda a, b: a - b, rise[m], rise["l1_sparse"])
-    cost = Paired(lambda a, b: a - b, sel(m, "bias_removal", "test", "error"), test0)
-    verdicts.append(intervals.all_of([beyond.at_least(0.1), cost.at_most(max_cost)]))
-    nums.append(f"{m}: forget-error rise beyond l1-sparse's {beyond}, test-error cost {cost} -> "
-                f"{verdicts[-1]}")
-  out.append(dict(
-      title="3. Bias removal on wide models works only with methods that use the forget set",
-      criterion=(f"at width {wide:g} (bias removal, lambda {lam_hi:g}) the forget-error rise of "
-                 f"SCRUB or NegGrad+ exceeds l1-sparse's by >= 0.1, at <= {max_cost:g} extra "
-                 "test error"),
-      numbers=[f"{m}: forget-error rise {Paired(lambda a, b: a - b, rise[m], forget0)}"
-               for m in STUDY_METHODS] + nums,
-      verdict=intervals.any_of(verdicts)))
-
-  lam_r = sorted({k[4] for k in t.values if k[0] == "regions" and k[4] != ""})
-  lam_r = lam_r[0] if lam_r else ""
-  ball = _smallest_ball(t)
-  nums, verdicts = [], []
-  for m in FORGET_USING:
-    region = lambda f, metric: t.per_seed("regions", m, wide, f, metric, goal="privacy",
-                                          lam=lam_r)
-    for metric in ("plane_changed", ball):
-      nums.append(f"{m}, {metric}: around forget / retain / test examples "
-                  + " / ".join(str(Paired(float, region(f, metric)))
-                               for f in ("forget", "retain", "test")))
-    local = Paired(lambda near, far: near - 2 * far, region("forget", ball),
-                   region("retain", ball))
-    verdicts.append(local.at_least(0.0))
-    nums.append(f"{m}: change near forget minus twice the change near retain {local} -> "
-                f"{verdicts[-1]}")
-  out.append(dict(
-      title="4. On wide models unlearning changes decision regions locally",
-      criterion=(f"at width {wide:g} (privacy selection), for SCRUB and NegGrad+, predictions in "
-                 f"small random neighbourhoods ({ball}: radius as a fraction of the mean distance "
-                 "between training inputs) of the forget examples change at least twice as often "
-                 "as around retain examples. Test examples are reported too: at high test error "
-                 "many of them sit near a decision boundary, so any update flips some of them"),
-      numbers=nums, verdict=intervals.all_of(verdicts)))
-  return out
-
-
-def _smallest_ball(t: Table) -> str:
-  """The metric of the smallest neighbourhood radius the run measured (the most local one)."""
-  prefix = "ball_changed_r"
-  balls = sorted({k[6] for k in t.values if k[0] == "regions" and k[6].startswith(prefix)
-                  and not k[6].endswith("retrained")}, key=lambda m: float(m[len(prefix):]))
-  return balls[0] if balls else "ball_changed_r0.05"
 
 
 def _evaluator_tables(t: Table, evaluators, methods, lam_r, num_seeds: int) -> list[str]:
@@ -397,7 +268,7 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
       "fraction of plane points relabelled",
       f"decision-region change near forget vs test examples (privacy, lambda {lam_r:g})",
       layout.figure("regions_vs_width.png"))
-  ball = _smallest_ball(t)
+  ball = smallest_ball(t)
   plots.vs_width(
       t, [(f"{m} {f}", lambda w, m=m, f=f: t.stat("regions", m, w, f, ball, goal="privacy",
                                                   lam=lam_r), style(i, f))
@@ -414,8 +285,21 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
            f"Wall time {info['wall_s']:.0f} s on {info['devices']} {info['backend']} device(s) "
            "(this invocation only: stages restored from the workdir cost no time here).",
            "", "## Findings of the study, checked here", ""]
-  lines += [VERDICT_RULE, ""]
-  for f in findings(t, lambdas, config.report.max_test_cost):
+  chance = 1.0 - 1.0 / info["num_classes"]
+  criteria = Criteria(config.report, chance)
+  fraction = config.report.never_trained_loss
+  t.excluded = never_trained(t, math.log(info["num_classes"]), fraction)
+  flagged = ", ".join(f"width {w:g} seed {s}" for w, s in sorted(
+      t.excluded, key=lambda ws: (ws[0], seed_order(ws[1])))) or "none"
+  lines += [VERDICT_RULE, "",
+            f"Criteria: {criteria.kind} (`config.report.criteria`; 'relative' states every "
+            "threshold as a fraction of what the regime leaves to do, 'absolute' in error "
+            "points at the MNIST-1D MLP's scale).",
+            f"Originals that never trained (retain loss still >= {fraction:g} of ln "
+            f"{info['num_classes']} = {math.log(info['num_classes']):.3f}, the uniform "
+            f"prediction's loss), left out of every verdict with their unlearned models: "
+            f"{flagged}.", ""]
+  for f in findings(t, lambdas, criteria):
     lines += [f"### {f['title']}: {f['verdict']} here", "",
               f"Criterion: {f['criterion']}.", ""] + [f"- {n}" for n in f["numbers"]]
     if f.get("detail"):
@@ -449,7 +333,7 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
   lines += _evaluator_tables(t, evaluators, methods, lam_r, len(config.seeds))
   lines += _forgetting_score_section(t)
   lines += _lira_section(t, config, lam_r)
-  lines += _chance_section(t, config, 1.0 - 1.0 / info["num_classes"])
+  lines += _chance_section(t, config, chance)
   lines += _diverged_section(diverged)
   lines += ["", "## Figures", ""]
   for name in sorted(os.listdir(fig_dir)):
@@ -460,3 +344,18 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
             "```", "", "## Configuration", "", "```json", config.to_json(indent=1), "```"]
   with open(layout.report, "w") as f:
     f.write("\n".join(lines) + "\n")
+
+
+def rewrite(config, workdir: str) -> None:
+  """Rewrites report.md and the row figures of a finished workdir from its results.csv and
+  run_info.json (after a change of criteria or report code; no stage runs)."""
+  from experiments import evaluators as evaluators_lib, results   # pylint: disable=g-import-not-at-top
+  from experiments.layout import Layout   # pylint: disable=g-import-not-at-top
+  layout = Layout(workdir)
+  with open(layout.run_info) as f:
+    info = json.load(f)
+  if not info.get("complete"):
+    raise ValueError(f"{workdir} holds no finished run (run_info.json is not complete); run the "
+                     "sweep first.")
+  write_report(config, layout, results.read_csv(layout.results_csv), info,
+               evaluators_lib.from_config(config), info.get("diverged", []))

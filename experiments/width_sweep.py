@@ -1,6 +1,9 @@
 r"""Width sweep entry point.
 
   python -m experiments.width_sweep --config=configs/mnist1d_mlp.py --workdir=/tmp/mnist1d_mlp
+
+With --report_only, a finished workdir's report.md and figures are rewritten from its
+results.csv (e.g. after a change of the findings' criteria); nothing is trained.
 """
 import logging as std_logging
 import os
@@ -23,6 +26,8 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a mul
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with "
                                  "the cluster's auto-detected settings.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Rewrite report.md and the figures of a "
+                                 "finished workdir from its results.csv; run no stage.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -57,6 +62,11 @@ def main(argv):
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   for sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(sig, _interrupted)
+  if _REPORT_ONLY.value:
+    from experiments import config_checks, report   # pylint: disable=g-import-not-at-top
+    config_checks.check(_CONFIG.value)
+    report.rewrite(_CONFIG.value, _WORKDIR.value)
+    return
   try:
     run_lib.run(_CONFIG.value, _WORKDIR.value)
   except WorkdirBusyError as e:

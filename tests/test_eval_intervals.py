@@ -52,4 +52,4 @@ def test_three_valued_combinations():
   H, F, I = iv.HOLDS, iv.FAILS, iv.INCONCLUSIVE
   assert iv.all_of([H, H]) == H and iv.all_of([H, I]) == I and iv.all_of([I, F]) == F
   assert iv.any_of([F, H]) == H and iv.any_of([F, I]) == I and iv.any_of([F, F]) == F
-  assert iv.all_of([]) == I and iv.any_of([]) == I
+  assert iv.all_of([]) == iv.NOT_TESTABLE and iv.any_of([]) == iv.NOT_TESTABLE

@@ -58,19 +58,63 @@ def test_registry_errors():
         jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
 
 
+SIGNALS = jnp.asarray(np.random.default_rng(1).normal(size=(6, 16)), jnp.float32)
+IMAGES = jnp.asarray(np.random.default_rng(2).integers(0, 255, (6, 8, 8, 3)), jnp.uint8)
 CASES = [
-    ("mlp", 3, 8, jnp.asarray(np.random.default_rng(0).normal(size=(6, 12)), jnp.float32)),
-    ("cnn", 2, 3, jnp.asarray(np.random.default_rng(1).normal(size=(6, 16)), jnp.float32)),
-    ("cnn", 1, 2, jnp.asarray(np.random.default_rng(2).integers(0, 255, (6, 8, 8, 3)), jnp.uint8)),
+    ("mlp", 3, 8, jnp.asarray(np.random.default_rng(0).normal(size=(6, 12)), jnp.float32), {}),
+    ("cnn", 2, 3, SIGNALS, {"formulation": "shifted"}),
+    ("cnn", 2, 3, SIGNALS, {"formulation": "flax"}),
+    ("cnn", 1, 2, IMAGES, {"formulation": "shifted"}),
+    ("cnn", 1, 2, IMAGES, {"formulation": "flax"}),
     ("preact_resnet18", 1, 2,
-     jnp.asarray(np.random.default_rng(3).integers(0, 255, (6, 8, 8, 3)), jnp.uint8)),
+     jnp.asarray(np.random.default_rng(3).integers(0, 255, (6, 8, 8, 3)), jnp.uint8), {}),
 ]
 
 
-@pytest.mark.parametrize("name, narrow_w, wide_w, x", CASES)
-def test_padded_network_computes_the_same_function(name, narrow_w, wide_w, x):
-  narrow = models.get(name, width=narrow_w, num_classes=5)
-  wide = models.get(name, width=wide_w, num_classes=5)
+@pytest.mark.parametrize("shape", [(8, 40), (8, 7), (4, 12, 12, 3), (4, 7, 9, 2)])
+def test_shifted_cnn_is_the_flax_cnn(shape):
+  """Same parameter tree and initialisation; same logits, BatchNorm statistics and gradients
+  (float rounding apart), on signals and images, even and odd lengths (the pooling drops the
+  last odd position as a 'VALID' reduce-window does)."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  y = jnp.arange(shape[0]) % 10
+  out = {}
+  for formulation in ("flax", "shifted"):
+    model = models.get("cnn", 4, 10, formulation=formulation)
+    v = model.init(jax.random.key(1), x)
+
+    def loss(params, model=model, v=v):
+      logits, updates = model.apply({**v, "params": params}, x, train=True,
+                                    mutable=["batch_stats"])
+      return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(len(y)), y]), (logits, updates)
+
+    (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(v["params"])
+    out[formulation] = (v, aux, grads, model.apply(v, x))
+  (v_f, aux_f, g_f, eval_f), (v_s, aux_s, g_s, eval_s) = out["flax"], out["shifted"]
+  assert jax.tree.structure(v_f) == jax.tree.structure(v_s)
+  for a, b in zip(jax.tree.leaves(v_f), jax.tree.leaves(v_s)):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(jax.tree.leaves((aux_f, eval_f)), jax.tree.leaves((aux_s, eval_s))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_f), jax.tree.leaves(g_s)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.abs(np.asarray(a)).max() > 0
+
+
+def test_cnn_formulation_rule_and_errors():
+  assert models.cnn_formulation("auto", "cpu") == "shifted"
+  assert models.cnn_formulation("auto", "gpu") == "flax"
+  assert models.resolved_kwargs("cnn", {})["formulation"] == models.cnn_formulation()
+  assert models.resolved_kwargs("mlp", {"depth": 3}) == {"depth": 3}
+  with pytest.raises(ValueError, match=r"Unknown CNN formulation 'winograd'; allowed: \['flax', "
+                     r"'shifted'\]"):
+    models.get("cnn", 4, 10, formulation="winograd")
+
+
+@pytest.mark.parametrize("name, narrow_w, wide_w, x, kw", CASES)
+def test_padded_network_computes_the_same_function(name, narrow_w, wide_w, x, kw):
+  narrow = models.get(name, width=narrow_w, num_classes=5, **kw)
+  wide = models.get(name, width=wide_w, num_classes=5, **kw)
   v_narrow = narrow.init(jax.random.key(0), x)
   v_wide = models.pad_variables(v_narrow, jax.eval_shape(lambda: wide.init(jax.random.key(0), x)))
   for bn_train in (False, True):
@@ -82,14 +126,14 @@ def test_padded_network_computes_the_same_function(name, narrow_w, wide_w, x):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("name, narrow_w, wide_w, x", CASES)
-def test_padded_network_follows_the_same_trajectory(name, narrow_w, wide_w, x, optimizer):
+@pytest.mark.parametrize("name, narrow_w, wide_w, x, kw", CASES)
+def test_padded_network_follows_the_same_trajectory(name, narrow_w, wide_w, x, kw, optimizer):
   y = jnp.arange(len(x)) % 5
   data = {"x": x, "y": y}
   factory = train.make_optimizer(optimizer, "cosine", total_steps=4)
   tx = factory(learning_rate=0.05, weight_decay=5e-3)
-  narrow = models.get(name, width=narrow_w, num_classes=5)
-  wide = models.get(name, width=wide_w, num_classes=5)
+  narrow = models.get(name, width=narrow_w, num_classes=5, **kw)
+  wide = models.get(name, width=wide_w, num_classes=5, **kw)
   v_narrow = narrow.init(jax.random.key(0), x)
   wide_shapes = jax.eval_shape(lambda: wide.init(jax.random.key(0), x))
   v_wide = models.pad_variables(v_narrow, wide_shapes)

@@ -23,22 +23,26 @@ def setup():
   return d, np.arange(len(ds.y_train))
 
 
-def _train(members, d, pool, strategy, model_name="mlp", epochs=EPOCHS):
+def _train(members, d, pool, strategy, model_name="mlp", epochs=EPOCHS, **model_kwargs):
   factory = train.make_optimizer("sgd", "cosine", total_steps=epochs * (len(pool) // BATCH))
-  model, state, mask = train.init_members(model_name, members, 4, d["x"][:2], factory)
+  model, state, mask = train.init_members(model_name, members, 4, d["x"][:2], factory,
+                                          **model_kwargs)
   state, metrics = train.train(model, train.any_optimizer(factory), state, d, pool,
                                train.member_keys(members, 0), epochs=epochs, batch_size=BATCH,
                                augment=False, strategy=strategy)
   return model, state, mask, metrics
 
 
-def test_vmapped_padded_members_equal_separate_runs(setup):
+@pytest.mark.parametrize("model_name, widths, kw", [
+    ("mlp", (4, 8, 8), {}), ("cnn", (2, 3, 3), {"formulation": "shifted"}),
+    ("cnn", (2, 3, 3), {"formulation": "flax"})])
+def test_vmapped_padded_members_equal_separate_runs(setup, model_name, widths, kw):
   d, pool = setup
-  members = [train.Member(0, 4, 0.1, 1e-3), train.Member(1, 8, 0.05, 0.0),
-             train.Member(2, 8, 0.2, 5e-4)]
-  _, stacked, _, metrics = _train(members, d, pool, train.Strategy(0, "scan"))
+  members = [train.Member(0, widths[0], 0.1, 1e-3), train.Member(1, widths[1], 0.05, 0.0),
+             train.Member(2, widths[2], 0.2, 5e-4)]
+  _, stacked, _, metrics = _train(members, d, pool, train.Strategy(0, "scan"), model_name, **kw)
   for i, m in enumerate(members):
-    _, alone, _, m_alone = _train([m], d, pool, train.Strategy(0, "scan"))
+    _, alone, _, m_alone = _train([m], d, pool, train.Strategy(0, "scan"), model_name, **kw)
     alone_params = jax.tree.map(lambda x: x[0], alone.params)
     mine = models.unpad_variables(jax.tree.map(lambda x: x[i], stacked.params), alone_params)
     for a, b in zip(jax.tree.leaves(alone_params), jax.tree.leaves(mine)):

@@ -18,6 +18,7 @@ import numpy as np
 
 from experiments.stages.model_set import ModelSet
 from experiments.layout import bucket_tag
+from unlearn_jax import models
 from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 from unlearn_jax.train import sharding
@@ -78,13 +79,16 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   tag = bucket_tag(widths)
   ckpt = StageCheckpointer(ctx.layout.trained(name, widths))
   # What determines the trained models: a checkpoint made under other settings is refused. The
-  # strategy is the one resolved (member chunks can change last bits); every later stage's
-  # cache key holds this identity, and the later stages run under the same strategy.
+  # strategy and the model's formulation are the ones resolved (member chunks and formulations
+  # can change last bits); every later stage's cache key holds this identity, and the later
+  # stages run under the same strategy.
   train_settings = {k: v for k, v in t.to_dict().items() if k != "checkpoint_every"}
   identity = json.loads(json.dumps({
       "members": [dataclasses.asdict(m) for m in members], "train": train_settings,
       "dataset": config.dataset.to_dict(), "data": ctx.fingerprint,
-      "model": config.model.to_dict(), "strategy": dataclasses.asdict(strategy)}))
+      "model": dict(config.model.to_dict(), kwargs=models.resolved_kwargs(
+          config.model.name, dict(config.model.kwargs))),
+      "strategy": dataclasses.asdict(strategy)}))
   if pool_name == "pools":
     identity["pools"] = hashlib.sha256(pool_idx.tobytes()).hexdigest()
   meta = {"stage": name, "widths": list(widths), **identity, "config": config.to_json()}

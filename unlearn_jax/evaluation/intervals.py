@@ -7,7 +7,9 @@ per-example statistics) with an interval; its verdict comes from the interval:
     verdict_at_least(lo, hi, threshold=0.0)                    # 'holds' / 'does not hold' / ...
 
 Verdicts are three-valued: 'holds' (the whole interval satisfies the criterion), 'does not hold'
-(none of it does) and 'inconclusive' (the interval straddles the threshold, e.g. seeds disagree).
+(none of it does) and 'inconclusive' (the interval straddles the threshold, e.g. seeds disagree);
+a fourth, 'not testable here', is for a criterion the data cannot test (too few models, nothing
+to measure against), which is never read as 'does not hold'.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+NOT_TESTABLE = "not testable"
 
 
 def bootstrap_interval(values, statistic: Callable[[np.ndarray], np.ndarray] = None,
@@ -68,16 +71,21 @@ def verdict_at_most(low: float, high: float, threshold: float) -> str:
 
 
 def all_of(verdicts: Iterable[str]) -> str:
-  """Three-valued AND: fails if any fails, holds if all hold, else inconclusive."""
+  """AND: fails if any fails; else not testable if any part is; holds if all hold; else
+  inconclusive."""
   verdicts = list(verdicts)
   if FAILS in verdicts:
     return FAILS
-  return HOLDS if verdicts and all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+  if not verdicts or NOT_TESTABLE in verdicts:
+    return NOT_TESTABLE
+  return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
 
 
 def any_of(verdicts: Iterable[str]) -> str:
-  """Three-valued OR: holds if any holds, fails if all fail, else inconclusive."""
+  """OR over the testable parts: holds if any holds, inconclusive if any is, fails if the
+  testable ones all fail; not testable if none is."""
   verdicts = list(verdicts)
-  if HOLDS in verdicts:
-    return HOLDS
-  return FAILS if verdicts and all(v == FAILS for v in verdicts) else INCONCLUSIVE
+  for verdict in (HOLDS, INCONCLUSIVE, FAILS):
+    if verdict in verdicts:
+      return verdict
+  return NOT_TESTABLE

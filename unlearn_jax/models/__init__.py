@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from unlearn_jax.models import layers
-from unlearn_jax.models.cnn import CNN
+from unlearn_jax.models.cnn import CNN, FORMULATIONS, check_formulation, default_formulation
 from unlearn_jax.models.mlp import MLP
 from unlearn_jax.models.padding import active_mask, pad_variables, unpad_variables
 from unlearn_jax.models.preact_resnet import PreActResNet18
@@ -25,8 +25,9 @@ from unlearn_jax.registry import Registry
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model", {
     "mlp": lambda width, num_classes, depth=2, compute_dtype="float32": MLP(
         int(width), num_classes, depth, layers.compute_dtype(compute_dtype)),
-    "cnn": lambda width, num_classes, compute_dtype="float32": CNN(
-        int(width), num_classes, layers.compute_dtype(compute_dtype)),
+    "cnn": lambda width, num_classes, compute_dtype="float32", formulation="auto": CNN(
+        int(width), num_classes, layers.compute_dtype(compute_dtype),
+        cnn_formulation(formulation)),
     "preact_resnet18": lambda width, num_classes, compute_dtype="float32": PreActResNet18(
         width, num_classes, "nakkiran", layers.compute_dtype(compute_dtype)),
     "preact_resnet18_scrub": lambda width, num_classes, compute_dtype="float32": PreActResNet18(
@@ -34,6 +35,22 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model", {
 })
 # Built-in models whose width counts units or channels; int() would silently truncate 2.5 to 2.
 INTEGER_WIDTH_MODELS = ("mlp", "cnn", "preact_resnet18")
+
+
+def cnn_formulation(formulation: str = "auto", backend: str | None = None) -> str:
+  """'auto' resolved by the fixed per-backend rule (`cnn.default_formulation`), else checked."""
+  if formulation == "auto":
+    return default_formulation(backend or jax.default_backend())
+  return check_formulation(formulation)
+
+
+def resolved_kwargs(name: str, kwargs: dict) -> dict:
+  """`kwargs` with every choice made on the model's behalf filled in (the CNN's formulation):
+  what training identities record, so a run on another backend never reuses these models."""
+  kwargs = dict(kwargs)
+  if name == "cnn":
+    kwargs["formulation"] = cnn_formulation(kwargs.get("formulation", "auto"))
+  return kwargs
 
 
 def get(name: str, width: float, num_classes: int, **kwargs) -> nn.Module:
@@ -57,5 +74,6 @@ def num_params(variables) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-__all__ = ["INTEGER_WIDTH_MODELS", "MODELS", "active_mask", "get", "num_params", "pad_variables",
+__all__ = ["FORMULATIONS", "INTEGER_WIDTH_MODELS", "MODELS", "active_mask", "cnn_formulation",
+           "get", "resolved_kwargs", "num_params", "pad_variables",
            "unpad_variables"]
