@@ -158,6 +158,10 @@ def test_auto_strategy_follows_the_measured_winners(monkeypatch):
   assert train.auto_strategy("mlp", 512, backend="cpu", shares_cores=True) == vmapped
   assert train.resolve_strategy("auto", "mlp", 256, shares_cores=True) == vmapped
   assert train.auto_strategy("mlp", 1024, backend="cpu") == one_at_a_time
+  # The mCNN on CPU: chunks of 4 members up to width 4, one at a time above; host step loops.
+  assert train.auto_strategy("cnn", 4, backend="cpu") == train.Strategy(4, "host")
+  assert train.auto_strategy("cnn", 8, backend="cpu") == train.Strategy(1, "host")
+  assert train.auto_strategy("preact_resnet18", 4, backend="cpu") == train.Strategy(1, "host")
   assert train.auto_strategy("preact_resnet18", 8, backend="cpu") == train.Strategy(1, "host")
   assert train.resolve_strategy("auto", "mlp", 64) == train.auto_strategy("mlp", 64)
 

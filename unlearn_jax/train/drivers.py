@@ -67,8 +67,11 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
   measured from 16 up; at width 8 the gain did not pay for twice the compile time).
   CPU: MLPs up to width 512 vmap+scan in 2 member chunks side by side unless `shares_cores`
   (2, not the core count: chunk sizes can change the last bits, and results must not depend on
-  the core count; one core runs them in turn). Wider MLPs and all convolutional models one
-  member at a time, and convolutional models with a host step loop.
+  the core count; one core runs them in turn). Wider MLPs one member at a time. The mCNN (its
+  CPU formulation 'shifted', models/cnn.py) with a host step loop, vmapped in chunks of 4
+  members up to width 4 and one member at a time above (benchmarks/results/cnn-formulation.md:
+  16 seeds x 310 steps, width 4: 9.99 s in chunks of 4 vs 12.33 s one at a time; width 16:
+  27.38 s one at a time vs 40.48 s in chunks of 4). ResNets one member at a time.
 
   shares_cores: the caller runs other programs side by side with this one (a sweep's stages), so
   the cores are busy without member chunks.
@@ -84,6 +87,8 @@ def auto_strategy(model_name: str, width: float, backend: str | None = None, *,
     if width > 512:
       return Strategy(1, "scan")
     return Strategy(0, "scan", chunks=1 if shares_cores else CPU_MLP_CHUNKS)
+  if model_name == "cnn" and width <= 4:
+    return Strategy(4, "host")
   return Strategy(1, "host")
 
 
