@@ -77,8 +77,8 @@ def base_config() -> ml_collections.ConfigDict:
       num_anchors=50, num_directions=16, radii_fraction=(0.05, 0.1, 0.2), batch_size=2048))
   # The findings' criteria (experiments/findings.py): 'relative' (fractions of what the regime
   # leaves to do) or 'absolute' (error points set at the MNIST-1D MLP's scale, max_test_cost).
-  # Relative: gap_closed of the way from the original's |forget - val| gap to the retrained
-  # reference's; a forget-error rise of to_chance (finding 1) and beyond_l1 (finding 3) of the
+  # Relative: the forget - val error gap moves gap_closed of the way from the original's to the
+  # retrained reference's; a forget-error rise of to_chance (finding 1) and beyond_l1 (finding 3) of the
   # original's distance to chance; a test-error cost of at most max_relative_cost of the
   # original's test error. Both: finding 2 is testable only where the narrowest width's training
   # error lies above underparameterized_train_error; originals whose retain loss stays above
