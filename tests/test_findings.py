@@ -170,3 +170,23 @@ def test_originals_that_never_trained_are_flagged_and_trained_narrow_ones_kept()
   kept = t.per_seed("original", "original", 4.0, "train", "error")
   assert sorted(kept) == ["0", "3", "5", "6", "7"]
   assert max(kept.values()) < 0.6   # the underparameterized originals that trained stay in
+
+
+def test_report_only_rewrites_the_findings_from_the_rows(reference, tmp_path):
+  """A finished workdir's report is rewritten under other criteria; its rows stay untouched."""
+  import shutil   # pylint: disable=g-import-not-at-top
+  import sweep_support   # pylint: disable=g-import-not-at-top
+  from experiments import report   # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "w"
+  shutil.copytree(reference[0], workdir, ignore=shutil.ignore_patterns(".lock"))
+  rows_before = (workdir / "results.csv").read_bytes()
+  config = sweep_support.config()
+  with config.unlocked():
+    config.report.criteria = "absolute"
+  report.rewrite(config, str(workdir))
+  text = (workdir / "report.md").read_text()
+  assert "Criteria: absolute" in text and "extra test error" in text
+  assert (workdir / "results.csv").read_bytes() == rows_before
+  (workdir / "run_info.json").write_text('{"complete": false}')
+  with pytest.raises(ValueError, match="holds no finished run"):
+    report.rewrite(config, str(workdir))

@@ -18,7 +18,7 @@ import numpy as np
 
 from experiments.stages.model_set import ModelSet
 from experiments.layout import bucket_tag
-from unlearn_jax import models
+from unlearn_jax import models as models_lib
 from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 from unlearn_jax.train import sharding
@@ -86,7 +86,7 @@ def run(ctx, name: str, widths, seeds=None, pools=None) -> TrainedBucket:
   identity = json.loads(json.dumps({
       "members": [dataclasses.asdict(m) for m in members], "train": train_settings,
       "dataset": config.dataset.to_dict(), "data": ctx.fingerprint,
-      "model": dict(config.model.to_dict(), kwargs=models.resolved_kwargs(
+      "model": dict(config.model.to_dict(), kwargs=models_lib.resolved_kwargs(
           config.model.name, dict(config.model.kwargs))),
       "strategy": dataclasses.asdict(strategy)}))
   if pool_name == "pools":
