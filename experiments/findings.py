@@ -46,7 +46,24 @@ def _common(per_seed) -> list[str]:
   return sorted(set.intersection(*(set(d) for d in per_seed)), key=seed_order)
 
 
-class Paired:
+class _Interval:
+  """Verdicts from an interval (`low`, `high`) that may not be `testable`."""
+  testable: bool
+  low: float
+  high: float
+
+  def at_least(self, threshold: float) -> str:
+    if not self.testable:
+      return intervals.NOT_TESTABLE
+    return intervals.verdict_at_least(self.low, self.high, threshold)
+
+  def at_most(self, threshold: float) -> str:
+    if not self.testable:
+      return intervals.NOT_TESTABLE
+    return intervals.verdict_at_most(self.low, self.high, threshold)
+
+
+class Paired(_Interval):
   """A statistic per seed (seeds present and finite in every input), its mean and 95% bootstrap
   interval over seeds."""
 
@@ -63,21 +80,11 @@ class Paired:
   def testable(self) -> bool:
     return len(self.values) >= 2
 
-  def at_least(self, threshold: float) -> str:
-    if not self.testable:
-      return intervals.NOT_TESTABLE
-    return intervals.verdict_at_least(self.low, self.high, threshold)
-
-  def at_most(self, threshold: float) -> str:
-    if not self.testable:
-      return intervals.NOT_TESTABLE
-    return intervals.verdict_at_most(self.low, self.high, threshold)
-
   def above_zero(self) -> bool:
     return self.testable and self.low > 0
 
 
-class Ratio:
+class Ratio(_Interval):
   """mean(numerator) / mean(denominator) over paired seeds with a 95% bootstrap interval; the
   denominator's own interval says whether there is anything to divide by."""
 
@@ -103,15 +110,6 @@ class Ratio:
     return (f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] of a denominator "
             f"{self.denominator}")
 
-  def at_least(self, threshold: float) -> str:
-    if not self.testable:
-      return intervals.NOT_TESTABLE
-    return intervals.verdict_at_least(self.low, self.high, threshold)
-
-  def at_most(self, threshold: float) -> str:
-    if not self.testable:
-      return intervals.NOT_TESTABLE
-    return intervals.verdict_at_most(self.low, self.high, threshold)
 
 
 def never_trained(t, chance_loss: float, fraction: float) -> set[tuple[float, str]]:
