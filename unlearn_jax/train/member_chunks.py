@@ -53,12 +53,20 @@ def _in_chunk(fn, part):
     _IN_CHUNK.active = False
 
 
+@functools.partial(compile_cache.exact_jit, static_argnums=(2,))
+def _take(trees, index, chunk: int) -> tuple:
+  """Chunk `index`'s slice of every tree. One program for every chunk (the index is data): a
+  program returning every chunk's slice at once would hold one kernel per chunk and leaf, and
+  XLA:CPU maps each kernel's code into memory separately (thousands of members x leaves exhaust
+  the process's memory-map limit, vm.max_map_count)."""
+  return tuple(jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, index * chunk, chunk), t)
+               for t in trees)
+
+
 @functools.partial(compile_cache.exact_jit, static_argnums=(1,))
-def _split(trees, chunk: int) -> list[tuple]:
-  """Every chunk's slice of every tree, in one program (eager slices cost a dispatch each)."""
-  num = jax.tree.leaves(trees)[0].shape[0]
-  return [tuple(jax.tree.map(lambda x, s=s: x[s:s + chunk], t) for t in trees)
-          for s in range(0, num, chunk)]
+def _rest(trees, start: int) -> tuple:
+  """The last, shorter chunk: every member from `start` on."""
+  return tuple(jax.tree.map(lambda x: x[start:], t) for t in trees)
 
 
 @compile_cache.exact_jit
@@ -80,7 +88,10 @@ def map_member_chunks(fn: Callable[..., PyTree], chunk: int, *trees: PyTree,
   chunk = chunk or num
   if chunk >= num:
     return fn(*trees)
-  parts = _split(trees, chunk)
+  full = num // chunk
+  parts = [_take(trees, i, chunk) for i in range(full)]
+  if num % chunk:
+    parts.append(_rest(trees, full * chunk))
   if _side_by_side(len(parts)):
     futures = [_chunk_pool().submit(_in_chunk, fn, part) for part in parts]
     outs = [f.result() for f in futures]
