@@ -115,7 +115,11 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                      "ssd": {"selection_weighting": (10.0,)},
                      "finetune": {"learning_rate": (0.01,)},
                      "gradient_ascent": {"learning_rate": (1e-4,)},
-                     "random_labels": {"learning_rate": (0.01,)}}
+                     "random_labels": {"learning_rate": (0.01,)},
+                     "cf_k": {"learning_rate": (0.01,)}, "eu_k": {"learning_rate": (0.01,)},
+                     "weight_negation": {"learning_rate": (0.01,)},
+                     "minnorm_og": {"shrink": (0.1,), "learning_rate": (1e-3,)},
+                     "fanchuan": {"contrast_lr": (3e-4,), "retain_lr": (0.002,)}}
   c.unlearn.batch_size = 32
   c.regions.update(dict(num_planes=2, resolution=6, plot_resolution=24, num_anchors=4,
                         num_directions=4))

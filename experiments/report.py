@@ -202,6 +202,10 @@ def _chance_section(t: Table, config, chance: float) -> list[str]:
   wide = t.widths[-1]
   val0 = t.stat("original", "original", wide, "val", "error")[0]
   forget0 = t.stat("original", "original", wide, "forget", "error")[0]
+  retain0 = t.stat("original", "original", wide, "retain", "error")[0]
+  # Retrain matching compares with the retrained references' mean errors.
+  reference = {s: t.stat("retrained", "retrain", wide, s, "error")[0]
+               for s in tuning.REFERENCE_SPLITS}
   lines = ["", "## Degenerate selections and chance-level models", "",
            f"A selected model is flagged degenerate when its validation error lies more than "
            f"{config.eval.degenerate_fraction:g} of the way from its original's validation error "
@@ -213,8 +217,10 @@ def _chance_section(t: Table, config, chance: float) -> list[str]:
            "degenerate selections |", "|---|---|---|---|---|---|"]
   for goal in config.eval.goals:
     for lam in config.eval.lambdas:
-      at_chance = float(tuning.objective_values(goal, lam, val_error=chance, forget_error=chance))
-      at_orig = float(tuning.objective_values(goal, lam, val_error=val0, forget_error=forget0))
+      at_chance = float(tuning.objective_values(goal, lam, val_error=chance, forget_error=chance,
+                                                retain_error=chance, reference=reference))
+      at_orig = float(tuning.objective_values(goal, lam, val_error=val0, forget_error=forget0,
+                                              retain_error=retain0, reference=reference))
       flags = [v for k, vs in t.values.items() for v in vs if k[0] == "selected"
                and k[3] == goal and k[4] == lam and k[6] == "degenerate"]
       lines.append(f"| {goal} | {lam:g} | {at_chance:.3f} | {at_orig:.3f} | "

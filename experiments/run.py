@@ -140,8 +140,8 @@ def _method_rows(ctx, unl, orig_eval, retr_eval, refs) -> tuple[list[dict], list
   config = ctx.config
   grid = evaluate.run(ctx, unl, retr_eval, scope="all")
   rows = results.member_rows("unlearned", unl.name, unl.members, grid.metrics)
-  choices = {(goal, lam): select.run(grid.metrics, unl.origin, len(retr_eval.models.members),
-                                     goal, lam, f"{unl.name} widths {bucket_tag(unl.widths)}")
+  choices = {(goal, lam): select.run(grid.metrics, unl.origin, retr_eval.metrics, goal, lam,
+                                     f"{unl.name} widths {bucket_tag(unl.widths)}")
              for goal in config.eval.goals for lam in config.eval.lambdas}
   # The costly evaluators (privacy attacks) score only the models picked for privacy at the
   # report's lambda (regions.lam).

@@ -26,3 +26,17 @@ def reference(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("reference")
   run_lib.run(sweep_support.config(), str(workdir))
   return workdir, sweep_support.values(results.read_csv(str(workdir / "results.csv")))
+
+
+@pytest.fixture(scope="module")
+def setup():
+  """Two MLP originals (width 4 padded into 8, and 8) trained on tiny synthetic data."""
+  import method_support  # pylint: disable=g-import-not-at-top
+  return method_support.mlp_setup()
+
+
+@pytest.fixture(scope="module")
+def cnn_setup(setup):
+  """Two untrained CNN members (width 2 padded into 3, and 3) on the same data."""
+  import method_support  # pylint: disable=g-import-not-at-top
+  return method_support.cnn_setup(setup)

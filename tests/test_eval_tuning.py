@@ -23,6 +23,34 @@ def test_bias_removal_picks_hand_computed_best():
   assert tuning.select("bias_removal", 0.2, val_error=VAL, forget_error=FORGET) == 3
 
 
+def test_retrain_matching_picks_the_point_closest_to_each_seeds_retrained_reference():
+  retain = np.array([0.00, 0.10, 0.05, 0.20])
+  ref = {"retain": 0.05, "forget": 0.25, "val": 0.25}
+  # |retain - .05| + |forget - .25| + |val - .25|, / 3:
+  #   [(.05 + .05 + .05), (.05 + .25 + .05), (0 + 0 + 0), (.15 + .05 + .05)] / 3
+  # lam=0.8: 0.2 * val + 0.8 * gap = [0.10, 0.1333, 0.05, 0.1067] -> index 2.
+  values = tuning.objective_values("retrain_matching", 0.8, val_error=VAL, forget_error=FORGET,
+                                   retain_error=retain, reference=ref)
+  np.testing.assert_allclose(values, [0.10, 0.04 + 0.8 * 0.35 / 3, 0.05, 0.04 + 0.8 * 0.25 / 3])
+  assert tuning.select("retrain_matching", 0.8, val_error=VAL, forget_error=FORGET,
+                       retain_error=retain, reference=ref) == 2
+  # Per seed: a second seed whose reference is the original-like point 1 picks it.
+  other = {"retain": 0.10, "forget": 0.00, "val": 0.20}
+  both = {k: np.array([[ref[k]], [other[k]]]) for k in ref}
+  np.testing.assert_array_equal(
+      tuning.select("retrain_matching", 0.8, val_error=np.stack([VAL, VAL]),
+                    forget_error=np.stack([FORGET, FORGET]), retain_error=np.stack([retain] * 2),
+                    reference=both), [2, 1])
+  assert tuning.needs("retrain_matching") == ("retain_error", "reference")
+  assert tuning.needs("privacy") == ()
+  with pytest.raises(ValueError, match="needs reference"):
+    tuning.select("retrain_matching", 0.8, val_error=VAL, forget_error=FORGET,
+                  retain_error=retain)
+  with pytest.raises(ValueError, match=r"never test data"):
+    tuning.select("retrain_matching", 0.8, val_error=VAL, forget_error=FORGET,
+                  retain_error=retain, reference={**ref, "test": 0.1})
+
+
 def test_ties_go_to_lowest_index_and_diverged_points_are_skipped():
   val = np.array([0.5, 0.1, 0.3, 0.1])
   forget = val.copy()  # privacy objective = 0.8*val: indices 1 and 3 tie.

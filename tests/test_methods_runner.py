@@ -1,6 +1,5 @@
 """Running unlearning methods on member-stacked originals: correctness, grids, padding, errors."""
 import dataclasses
-import types
 
 import jax
 import jax.numpy as jnp
@@ -8,34 +7,11 @@ import numpy as np
 import optax
 import pytest
 
-from unlearn_jax import data as data_lib
 from unlearn_jax import methods, models, train
 from unlearn_jax.methods import ForgetTask, MemberInputs, RunSettings
 from unlearn_jax.train.losses import cross_entropy, kl_divergence
 
-BATCH = 32
-
-
-@pytest.fixture(scope="module")
-def setup():
-  ds = data_lib.load("synthetic", num_train=160, num_test=40, length=12)
-  d = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
-  # Member 0 is a width-4 MLP zero-padded into the width-8 shape of member 1.
-  members = [train.Member(0, 4, 0.1, 0.0), train.Member(1, 8, 0.1, 0.0)]
-  factory = train.make_optimizer("sgd", "constant", 1)
-  model, init, mask = train.init_members("mlp", members, 4, d["x"][:2], factory)
-  keys = train.member_keys(members, 0)
-  state, _ = train.train(model, train.any_optimizer(factory), init, d, np.arange(160), keys,
-                         epochs=4, batch_size=BATCH, augment=False, strategy=train.Strategy())
-  forget = np.arange(0, 160, 8)
-  retain = np.setdiff1d(np.arange(160), forget)
-  return types.SimpleNamespace(
-      d=d, model=model, mask=mask, keys=keys, forget=forget, retain=retain,
-      orig=state.variables, init=init.variables, task=ForgetTask(d, retain, forget))
-
-
-def _member(tree, i):
-  return jax.tree.map(lambda x: x[i], tree)
+from method_support import BATCH, CNN_STRATEGY, member as _member
 
 
 def _logits(s, params, idx):
@@ -332,22 +308,7 @@ def test_unknown_names_and_bad_inputs_raise(setup):
     methods.unlearn("finetune", s.model, {"params": s.orig.params}, s.task, MemberInputs(s.keys))
 
 
-# XLA:CPU convolutions are slow inside scan and vmap (train/drivers.py): one member at a time.
-CNN_STRATEGY = train.Strategy(1, "host")
-
-
-@pytest.fixture(scope="module")
-def cnn_setup(setup):
-  s = setup
-  members = [train.Member(0, 2, 0.1, 0.0), train.Member(1, 3, 0.1, 0.0)]
-  factory = train.make_optimizer("sgd", "constant", 1)
-  model, init, mask = train.init_members("cnn", members, 4, s.d["x"][:2], factory)
-  # Untrained "originals" suffice for an equivalence test and save a slow CNN training run.
-  return types.SimpleNamespace(**{**vars(s), "model": model, "mask": mask,
-                                  "keys": train.member_keys(members, 0), "orig": init.variables})
-
-
-@pytest.mark.parametrize("name", ["finetune", "ssd"])
+@pytest.mark.parametrize("name", ["finetune", "ssd", "cf_k", "eu_k"])
 def test_padded_batchnorm_member_equals_the_narrow_network_alone(cnn_setup, name):
   """BatchNorm in train mode (fine-tuning) and frozen (SSD's importances) with padded channels."""
   s = cnn_setup
@@ -356,11 +317,14 @@ def test_padded_batchnorm_member_equals_the_narrow_network_alone(cnn_setup, name
   narrow_orig = jax.tree.map(lambda x: x[None], models.unpad_variables(_member(s.orig, 0),
                                                                        narrow_like))
   hp = {"selection_weighting": 1.0} if name == "ssd" else None
+  if name in ("cf_k", "eu_k"):
+    hp = {"last_layers": 2.0}   # a conv layer and its BatchNorm train too
   run = RunSettings(epochs=1, batch_size=BATCH, forget_batch_size=8, strategy=CNN_STRATEGY)
-  padded, _ = methods.unlearn(name, s.model, s.orig, s.task, MemberInputs(s.keys, hp, s.mask),
-                              run)
+  # EU-k's fresh layers: the originals stand in (they are an initialisation here).
+  padded, _ = methods.unlearn(name, s.model, s.orig, s.task,
+                              MemberInputs(s.keys, hp, s.mask, s.orig), run)
   alone, _ = methods.unlearn(name, narrow_model, narrow_orig, s.task,
-                             MemberInputs(s.keys[:1], hp), run)
+                             MemberInputs(s.keys[:1], hp, None, narrow_orig), run)
   mine = models.unpad_variables(_member(padded.variables, 0), narrow_like)
   for a, b in zip(jax.tree.leaves(_member(alone.variables, 0)), jax.tree.leaves(mine)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -11,16 +11,22 @@ import numpy as np
 from unlearn_jax.evaluation import tuning
 
 
-def run(metrics: dict, origin, num_originals: int, goal: str, lam: float, what: str = ""
+def run(metrics: dict, origin, reference_metrics: dict, goal: str, lam: float, what: str = ""
         ) -> np.ndarray:
   """Member index chosen for each original whose grid has a usable point (diverged: skipped).
 
-  Members are original-major (member o * G + g is original o at grid point g).
+  Members are original-major (member o * G + g is original o at grid point g);
+  `reference_metrics` are the retrained references' (one per original, same order), which the
+  retrain-matching goal compares with.
   """
+  num_originals = len(reference_metrics[("val", "error")])
   grid = len(origin) // num_originals
-  val = metrics[("val", "error")].reshape(num_originals, grid)
-  forget = metrics[("forget", "error")].reshape(num_originals, grid)
-  best = tuning.select(goal, lam, val_error=val, forget_error=forget)
+  errors = {split: metrics[(split, "error")].reshape(num_originals, grid)
+            for split in tuning.REFERENCE_SPLITS}
+  reference = {split: np.asarray(reference_metrics[(split, "error")])[:, None]
+               for split in tuning.REFERENCE_SPLITS}
+  best = tuning.select(goal, lam, val_error=errors["val"], forget_error=errors["forget"],
+                       retain_error=errors["retain"], reference=reference)
   chosen = np.where(best >= 0, np.arange(num_originals) * grid + best, -1)
   if not (chosen >= 0).all():
     logging.warning("%s goal %s lambda %g: every grid point diverged for originals %s", what,

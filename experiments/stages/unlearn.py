@@ -24,7 +24,9 @@ from unlearn_jax import methods as methods_lib
 from unlearn_jax import train as train_lib
 from unlearn_jax.checkpoints import NoUsableCheckpoint, StageCheckpointer
 
-RANDOM_TEACHER_SEED_OFFSET = 100_003   # seeds of bad_teacher's randomly initialised teachers
+# Seeds of the fresh initialisations gradient methods ask for (Method.needs_init_variables):
+# bad_teacher's random teacher, EU-k's re-initialised layers.
+FRESH_INIT_SEED_OFFSET = 100_003
 
 
 def method_with_config(config, name: str):
@@ -107,8 +109,8 @@ def unlearn_members(ctx, method, epochs, original: TrainedBucket, expanded, hpar
   keys = methods_lib.repeat_members(train_lib.member_keys(original.members, stream=2), reps)
   mask = methods_lib.repeat_members(original.mask, reps)
   init_variables = None
-  if method.name == "bad_teacher":
-    fresh = [dataclasses.replace(m, seed=m.seed + RANDOM_TEACHER_SEED_OFFSET)
+  if method.needs_init_variables:
+    fresh = [dataclasses.replace(m, seed=m.seed + FRESH_INIT_SEED_OFFSET)
              for m in original.members]
     _, fresh_state, _ = train_lib.init_members(
         config.model.name, fresh, splits.num_classes, ctx.sample_x,

@@ -3,23 +3,29 @@
 The study tunes each method's hyperparameters per width and goal on validation data: an objective
 mixes validation error (utility) with a goal term on the forget set, weighted by lambda in
 {0.2, 0.4, 0.6}, and the grid point with the smallest objective is chosen. Test data must not
-influence the choice, so `select` accepts only `val_error` and `forget_error`, as keyword-only
-arguments: passing a test error positionally is impossible and passing it by name fails. Read
-test metrics only afterwards, at the chosen index, with `take_selected`.
+influence the choice, so `select` accepts only `val_error`, `forget_error` and, for objectives
+that ask for them, `retain_error` and the retrained reference's errors (`reference`, with the
+keys 'retain', 'forget', 'val' only), as keyword-only arguments: passing a test error
+positionally is impossible and passing it by name fails. Read test metrics only afterwards, at
+the chosen index, with `take_selected`.
 
 Selection runs on the host (numpy): it is a handful of comparisons, and returning plain integer
 indices keeps it out of any compiled program.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import inspect
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from unlearn_jax.registry import Registry
 
 # A (val_error, forget_error, lam) -> objective function; lower is better. It must broadcast.
-Objective = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+# It may also take keyword arguments from EXTRA_INPUTS, which `select` then requires.
+Objective = Callable[..., np.ndarray]
+EXTRA_INPUTS = ("retain_error", "reference")
+REFERENCE_SPLITS = ("retain", "forget", "val")
 
 DEFAULT_LAMBDAS = (0.2, 0.4, 0.6)
 
@@ -34,9 +40,19 @@ def bias_removal_objective(val_error, forget_error, lam):
   return (1.0 - lam) * val_error - lam * forget_error
 
 
+def retrain_matching_objective(val_error, forget_error, lam, *, retain_error, reference):
+  """(1 - lam) * Err_val + lam * mean over retain, forget, val of |Err - Err of the retrained
+  reference of the same seed|: the unlearned model should look like retraining on every split
+  (Deep Unlearn's selection objective, Cadet et al. 2024, is the lam = 1 case)."""
+  gap = (np.abs(retain_error - reference["retain"]) + np.abs(forget_error - reference["forget"])
+         + np.abs(val_error - reference["val"])) / 3.0
+  return (1.0 - lam) * val_error + lam * gap
+
+
 OBJECTIVES: Registry[Objective] = Registry("tuning objective", {
     "privacy": privacy_objective,
     "bias_removal": bias_removal_objective,
+    "retrain_matching": retrain_matching_objective,
 })
 
 
@@ -50,17 +66,42 @@ def get_objective(name: str) -> Objective:
   return OBJECTIVES.get(name)
 
 
-def objective_values(objective: str, lam: float, *, val_error, forget_error) -> np.ndarray:
-  """The objective at every grid point, `(..., G)`; non-finite where an input is non-finite."""
+def needs(objective: str) -> tuple[str, ...]:
+  """The inputs beyond val_error and forget_error that `objective` asks for (EXTRA_INPUTS)."""
+  params = inspect.signature(get_objective(objective)).parameters
+  return tuple(name for name in EXTRA_INPUTS if name in params)
+
+
+def objective_values(objective: str, lam: float, *, val_error, forget_error, retain_error=None,
+                     reference: Optional[Mapping[str, object]] = None) -> np.ndarray:
+  """The objective at every grid point, `(..., G)`; non-finite where an input is non-finite.
+
+  `retain_error` (like `val_error`) and `reference` ({'retain', 'forget', 'val'}: the retrained
+  reference's errors, broadcastable against `val_error`, e.g. `(S, 1)`) are required by the
+  objectives that ask for them (`needs`) and ignored by the others.
+  """
   if not 0.0 <= lam <= 1.0:
     raise ValueError(f"lambda must lie in [0, 1], got {lam}")
-  val_error = np.asarray(val_error, np.float64)
-  forget_error = np.asarray(forget_error, np.float64)
-  return np.asarray(get_objective(objective)(val_error, forget_error, lam))
+  as_array = lambda v: np.asarray(v, np.float64)
+  extra = {}
+  for name in needs(objective):
+    value = {"retain_error": retain_error, "reference": reference}[name]
+    if value is None:
+      raise ValueError(f"objective {objective!r} needs {name}.")
+    if name == "reference":
+      if sorted(value) != sorted(REFERENCE_SPLITS):
+        raise ValueError(f"reference has splits {sorted(value)}; expected exactly "
+                         f"{list(REFERENCE_SPLITS)} (never test data).")
+      value = {k: as_array(v) for k, v in value.items()}
+    else:
+      value = as_array(value)
+    extra[name] = value
+  return np.asarray(get_objective(objective)(as_array(val_error), as_array(forget_error), lam,
+                                             **extra))
 
 
-def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=None,
-           raise_if_all_diverged: bool = False) -> np.ndarray:
+def select(objective: str, lam: float, *, val_error, forget_error, retain_error=None,
+           reference=None, finite_mask=None, raise_if_all_diverged: bool = False) -> np.ndarray:
   """Index of the best grid point, per seed.
 
   Args:
@@ -69,6 +110,7 @@ def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=N
     val_error: `(G,)` or `(S, G)`: validation error at each grid point (last axis), optionally for
       each of S seeds (leading axes, any number).
     forget_error: forget-set error, same shape as `val_error` (or broadcastable).
+    retain_error, reference: for objectives that need them (see `objective_values`).
     finite_mask: optional booleans, False for diverged runs: the shape of the grid of
       objective values (`(S, G)` like `val_error`: per seed and grid point) or that shape
       without the grid axis (`(S,)`: per seed, every grid point of the seed). Other shapes
@@ -82,7 +124,8 @@ def select(objective: str, lam: float, *, val_error, forget_error, finite_mask=N
     int64 array of shape `val_error.shape[:-1]` (a 0-d array for a single grid): the lowest index
     among the minimisers (ties go to the first grid point, deterministically), or -1.
   """
-  values = objective_values(objective, lam, val_error=val_error, forget_error=forget_error)
+  values = objective_values(objective, lam, val_error=val_error, forget_error=forget_error,
+                            retain_error=retain_error, reference=reference)
   usable = np.isfinite(values)
   if finite_mask is not None:
     usable &= _grid_mask(finite_mask, values.shape)
@@ -107,11 +150,12 @@ def _grid_mask(finite_mask, shape: tuple[int, ...]) -> np.ndarray:
                    f"point, like val_error) or {shape[:-1]} (per seed).")
 
 
-def select_per_lambda(objective: str, *, val_error, forget_error, lams: Sequence[float] =
-                      DEFAULT_LAMBDAS, finite_mask=None,
+def select_per_lambda(objective: str, *, val_error, forget_error, retain_error=None,
+                      reference=None, lams: Sequence[float] = DEFAULT_LAMBDAS, finite_mask=None,
                       raise_if_all_diverged: bool = False) -> np.ndarray:
   """`select` for each lambda, stacked: `(L, *val_error.shape[:-1])` indices."""
   return np.stack([select(objective, lam, val_error=val_error, forget_error=forget_error,
+                          retain_error=retain_error, reference=reference,
                           finite_mask=finite_mask, raise_if_all_diverged=raise_if_all_diverged)
                    for lam in lams])
 

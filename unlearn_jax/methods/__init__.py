@@ -7,7 +7,8 @@
 
 Modules: transforms (optax building blocks), terms (loss terms, per-term gradients), method
 (Method, Phase), builtins (the built-in methods), registry (get/register/names), grid (member-axis
-grids), importance (SalUn saliency, SSD importances), phase_step (one step of a phase),
+grids), importance (SalUn saliency, SSD importances), layer_select (the layers CF-k, EU-k and
+weight negation train, re-initialise or negate), phase_step (one step of a phase),
 gradient / retrain / ssd (running each kind), unlearning (the records and `unlearn`).
 """
 from unlearn_jax.methods.builtins import BUILTIN_METHODS

@@ -15,13 +15,20 @@ from typing import Any, Mapping
 import optax
 
 from unlearn_jax.methods.method import Method, Phase
-from unlearn_jax.methods.transforms import (add_l1, combine_terms, masked_hard, sgd_toward_start,
+from unlearn_jax.methods.transforms import (add_l1, add_orthogonal_shrink, combine_terms,
+                                            masked_hard, per_term_sgd, sgd_toward_start,
                                             sgd_with_wd)
 
 
 def finetune_tx(learning_rate, weight_decay, momentum):
   return optax.chain(combine_terms(retain_ce=1.0),
                      sgd_with_wd(learning_rate, weight_decay, momentum))
+
+
+def last_layers_tx(learning_rate, weight_decay, momentum, layer_mask=None):
+  # Layers outside the mask never move: gradient, weight decay and momentum masked.
+  return optax.chain(combine_terms(retain_ce=1.0),
+                     masked_hard(sgd_with_wd(learning_rate, weight_decay, momentum), layer_mask))
 
 
 def gradient_ascent_tx(learning_rate, weight_decay, momentum):
@@ -81,6 +88,23 @@ def bad_teacher_reference_scale_tx(learning_rate, forget_weight, weight_decay, m
                      sgd_with_wd(learning_rate, weight_decay, momentum))
 
 
+def minnorm_og_tx(learning_rate, weight_decay, shrink, shrink_decay, descent_epochs,
+                  steps_per_epoch, total_steps):
+  # AdamW on the retain CE plus the projected shrink, both taken at the current parameters (as
+  # the reference code: it projects, then steps with the gradient computed before).
+  return optax.chain(combine_terms(retain_ce=1.0),
+                     optax.adamw(learning_rate, weight_decay=weight_decay),
+                     add_orthogonal_shrink(shrink, shrink_decay,
+                                           total_steps - descent_epochs * steps_per_epoch))
+
+
+def fanchuan_tx(uniform_lr, contrast_lr, retain_lr, momentum, retain_weight_decay):
+  # The reference steps each phase with an SGD of its own: one momentum buffer per term.
+  return per_term_sgd({"forget_uniform_kl": uniform_lr, "forget_contrast": contrast_lr,
+                       "retain_ce": retain_lr}, momentum,
+                      {"retain_ce": retain_weight_decay})
+
+
 def _choice(method: str, options: Mapping[str, Any], name: str, allowed) -> Any:
   value = options[name]
   if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
@@ -123,6 +147,37 @@ BUILTIN_METHODS = (
         defaults={"learning_rate": 0.01, **_SGD},
         grid={"learning_rate": (0.003, 0.01, 0.03, 0.1)}, epochs=10, phases=_RETAIN_FT,
         tx=finetune_tx),
+    Method(
+        "cf_k", "Catastrophic forgetting of the last k layers (Goel et al. 2022): CE on the "
+        "retain set updating only the last `last_layers` layers (models.layers.layer_groups); "
+        "the earlier layers, their BatchNorm statistics included, never change. BN: train mode "
+        "(batch statistics normalise every layer; only the last k layers' running averages "
+        "update).", uses_forget=False,
+        defaults={"learning_rate": 0.01, "last_layers": 1.0, **_SGD},
+        grid={"last_layers": (1.0, 2.0), "learning_rate": (0.01, 0.1)}, epochs=10,
+        phases=_RETAIN_FT, tx=last_layers_tx,
+        deviations="SGD with momentum 0.9 and weight decay 5e-4 like fine-tuning here; a layer "
+        "is a weight layer with the BatchNorm that follows it (a residual block counts as one)."),
+    Method(
+        "eu_k", "Exact unlearning of the last k layers (Goel et al. 2022): the last "
+        "`last_layers` layers re-initialised (the member's fresh padded initialisation, "
+        "init_variables) and trained on the retain set alone, the earlier layers frozen as in "
+        "cf_k. Needs init_variables. BN: as cf_k.", uses_forget=False,
+        defaults={"learning_rate": 0.05, "last_layers": 1.0, **_SGD},
+        grid={"last_layers": (1.0, 2.0), "learning_rate": (0.01, 0.1)}, epochs=10,
+        phases=_RETAIN_FT, tx=last_layers_tx, start="reinit_last_layers",
+        deviations="Trains the re-initialised layers for the method's epochs (10 by default) "
+        "with a constant learning rate, not the original's full schedule; layers as cf_k."),
+    Method(
+        "weight_negation", "NoT (Khalil et al. 2025): layer `negated_layer` (0: the first, the "
+        "paper's choice) multiplied by -1 (its kernel and bias, not the BatchNorm after it), "
+        "then CE on the retain set over every layer. BN: train mode.", uses_forget=False,
+        defaults={"learning_rate": 0.01, "negated_layer": 0.0, **_SGD},
+        grid={"learning_rate": (0.003, 0.01, 0.03, 0.1)}, epochs=10, phases=_RETAIN_FT,
+        tx=finetune_tx, start="negate_layer",
+        deviations="Centralised: the paper negates the global model of federated learning and "
+        "fine-tunes it over rounds of clients' retained data; here one model is fine-tuned on "
+        "the retain set with SGD."),
     Method(
         "gradient_ascent", "Ascend CE on the forget set. BN: train mode.", uses_forget=True,
         defaults={"learning_rate": 1e-4, **_SGD},
@@ -199,6 +254,46 @@ BUILTIN_METHODS = (
         "examples among 39,800 retained), which the default grid (0.3, 1.0) leaves out. The "
         "loss is the batch-mean KL times T^2, C*T^2 times the reference's kl_div(reduction="
         "'mean'); option loss_scale='reference' uses the reference's scaling."),
+    Method(
+        "minnorm_og", "MinNorm-OG (Block, Mokhtari, Shakkottai 2025): per forget batch, on a "
+        "retain batch, an AdamW step on the retain CE plus theta -= c_t * P(theta), P the "
+        "projection onto the orthogonal complement of the gradients of the largest logit of "
+        "the batch's first 50 retain examples (frozen BN) at the current parameters: the "
+        "minimum-norm step that leaves those outputs unchanged to first order; c_t = shrink * "
+        "shrink_decay^t; the last descent_epochs epochs without the shrink. BN: train mode.",
+        uses_forget=False,
+        defaults={"learning_rate": 1e-3, "weight_decay": 0.01, "shrink": 0.1,
+                  "shrink_decay": 0.9, "descent_epochs": 0.0},
+        grid={"shrink": (0.01, 0.1, 0.5), "learning_rate": (1e-4, 1e-3)}, epochs=10,
+        phases=(Phase("paired", ("retain_ce",), "forget", steps_only=True,
+                      output_constraints=50),), tx=minnorm_og_tx,
+        deviations="The constraint gradients are taken with frozen BatchNorm (the reference "
+        "takes per-example gradients in train mode) from the first 50 examples of each retain "
+        "batch (the reference draws them class-balanced), and projected through a float32 "
+        "pseudo-inverse that drops directions below 1e-3 of the largest singular value (the "
+        "reference: a float64 QR that keeps every direction). The whole retain "
+        "set is accessible (the reference's experiments give it 1% or 0.1% of it). The forget examples only set the number of steps, as in "
+        "the reference; the method never sees their content."),
+    Method(
+        "fanchuan", "The NeurIPS 2023 unlearning challenge's winner: at epoch 0 a pass over the "
+        "forget set minimising KL(uniform || softmax) (while epoch < uniform_epochs); then per "
+        "epoch a pass over the forget set minimising the contrastive term forget_contrast "
+        "(forget logits against the logits of a paired retain batch, temperature T) and a pass "
+        "of CE over the retain set; each phase with an SGD of its own. BN: train mode.",
+        uses_forget=True,
+        defaults={"uniform_lr": 0.005, "contrast_lr": 3e-4, "retain_lr": 0.002,
+                  "momentum": 0.9, "retain_weight_decay": 0.01, "temperature": 1.15,
+                  "uniform_epochs": 1.0},
+        grid={"contrast_lr": (1e-4, 3e-4, 1e-3), "retain_lr": (0.002, 0.01)}, epochs=8,
+        phases=(Phase("uniform", ("forget_uniform_kl",), "forget",
+                      while_epoch_below="uniform_epochs"),
+                Phase("contrast", ("forget_contrast",), "forget"),
+                Phase("retain", ("retain_ce",), "retain")), tx=fanchuan_tx,
+        deviations="Constant learning rates: the reference anneals the contrastive phase's by "
+        "cosine to 1e-6 over its 8 epochs. retain_lr 0.002 is the reference's 0.001 * batch / "
+        "64 at batch 128. The retain logits of the contrastive term come from the student in "
+        "the phase's BatchNorm mode with that forward's statistics update discarded (the "
+        "reference's train-mode forward updates them)."),
     Method(
         "ssd", "Selective synaptic dampening (Foster et al. 2023), training-free: diagonal "
         "Fisher importances (mean over batches of the squared batch-mean CE gradient, frozen BN) "

@@ -12,16 +12,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unlearn_jax.methods import importance
+from unlearn_jax import compile_cache
+from unlearn_jax.methods import importance, layer_select
 from unlearn_jax.methods import terms as terms_lib
 from unlearn_jax.methods.method import Method
 from unlearn_jax.methods.phase_step import optimizer_init, phase_driver
+from unlearn_jax.models.layers import layer_groups
 from unlearn_jax.train.batches import fold_in_members, member_batches
 from unlearn_jax.train.state import TrainState, Variables
 
 
 def _phase_keys(keys, phase_index: int, epoch: int):
   return fold_in_members(fold_in_members(keys, 1 + phase_index), epoch)
+
+
+def _layer_groups(model, data):
+  x = data["x"][:1]
+  return compile_cache.cached(("layer_groups", model, x.shape, str(x.dtype)),
+                              lambda: layer_groups(model, x))
+
+
+def _check_init(method: Method, init_variables, purpose: str):
+  if init_variables is None:
+    raise ValueError(f"method {method.name!r} needs init_variables (member-stacked, padded "
+                     f"randomly initialised variables) for {purpose}.")
+
+
+def _start(method: Method, model, data, original: Variables, init_variables, hp) -> Variables:
+  """Where the phases begin (Method.start), per member."""
+  if method.start == "original":
+    return original
+  groups = _layer_groups(model, data)
+  if method.start == "negate_layer":
+    return layer_select.negate_layer(original, groups, hp["negated_layer"])
+  _check_init(method, init_variables, "its re-initialised layers")
+  return layer_select.reinit_last_layers(original, init_variables, groups, hp["last_layers"])
 
 
 def run_gradient_method(method: Method, model, original: Variables, data, retain_idx,
@@ -37,7 +62,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   num = keys.shape[0]
   sizes = {"retain": (retain_idx, batch_size), "forget": (forget_idx, forget_batch_size)}
   for name, (idx, _) in sizes.items():
-    if idx.shape[-1] == 0 and any(name in terms_lib.term_groups(p.terms) for p in method.phases):
+    if idx.shape[-1] == 0 and any(name in terms_lib.batch_groups(p.terms) for p in method.phases):
       raise ValueError(f"method {method.name!r} needs a non-empty {name} set.")
   phase_steps = [math.ceil(sizes[p.pool][0].shape[-1] / sizes[p.pool][1])
                  for p in method.phases]
@@ -48,12 +73,18 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   if "teacher" in needs:
     ctx["teacher"] = original
   if "bad_teacher" in needs:
-    if init_variables is None:
-      raise ValueError(f"method {method.name!r} needs init_variables (member-stacked, padded "
-                       "randomly initialised variables) for its random teacher.")
+    _check_init(method, init_variables, "its random teacher")
     ctx["bad_teacher"] = init_variables
 
+  start = _start(method, model, data, original, init_variables, hp)
   member_ctx, shared_ctx = {}, {}
+  if "layer_mask" in method.context_args:
+    groups = _layer_groups(model, data)
+    member_ctx["layer_mask"] = jax.tree.map(
+        lambda on, m: on & (m > 0), layer_select.last_layers_mask(original.params, groups,
+                                                                  hp["last_layers"]), mask)
+    ctx["bn_update"] = layer_select.last_layers_mask(original.batch_stats, groups,
+                                                     hp["last_layers"])
   if "saliency_mask" in method.context_args:
     member_ctx["saliency_mask"] = importance.saliency_masks(
         model, original, data, forget_idx, mask, hp["salient_fraction"], batch_size=batch_size,
@@ -65,9 +96,9 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
   if "total_steps" in method.context_args:
     shared_ctx["total_steps"] = steps_per_epoch * epochs
   tx_hp = {k: hp[k] for k in method.tx_hparam_names}
-  opt_state = optimizer_init(method)(original.params, tx_hp, member_ctx, shared_ctx)
-  state = TrainState(jax.device_put(np.zeros(num, np.int32)), original.params,
-                     original.batch_stats, opt_state)
+  opt_state = optimizer_init(method)(start.params, tx_hp, member_ctx, shared_ctx)
+  state = TrainState(jax.device_put(np.zeros(num, np.int32)), start.params, start.batch_stats,
+                     opt_state)
 
   def gate(phase, epoch):
     """Per-member bool: whether a gated phase (SCRUB's max pass) steps this epoch; None: all."""
@@ -80,7 +111,7 @@ def run_gradient_method(method: Method, model, original: Variables, data, retain
     pkeys = _phase_keys(keys, i, epoch)
     return pkeys, {g: member_batches(fold_in_members(pkeys, stream), sizes[g][0], sizes[g][1],
                                      steps)
-                   for stream, g in enumerate(terms_lib.term_groups(phase.terms))}
+                   for stream, g in enumerate(terms_lib.batch_groups(phase.terms))}
 
   # Phase runs in order, with their gates; a gated phase whose gate is off for every member is
   # skipped.

@@ -14,11 +14,18 @@ A `Method` says:
 
 `tx` may also ask, by parameter name, for values the runner computes per member:
   saliency_mask     SalUn's {0,1} mask (needs the hyperparameter `salient_fraction`);
+  layer_mask        {0,1} on the member's last `last_layers` layers (CF-k, EU-k), whose
+                    BatchNorm statistics are then the only ones that update;
   num_active        the member's active parameter count (for width-normalised penalties);
   steps_per_epoch   optimizer updates per epoch (all phases);
   total_steps       epochs * steps_per_epoch.
 Hyperparameters that are not `tx` arguments are loss or schedule data: `temperature` (KL terms),
 a phase's `while_epoch_below` (SCRUB's `msteps`), `salient_fraction`.
+
+`start` says where the gradient phases begin: at the original ('original'), with its last
+`last_layers` layers freshly initialised from `init_variables` ('reinit_last_layers', EU-k) or
+with layer `negated_layer` multiplied by -1 ('negate_layer', weight negation); layers are
+`models.layers.layer_groups`.
 
 Two kinds are not gradient phases: 'retrain' (the trainer on the retain set, from the given
 initial variables) and 'ssd' (training-free dampening).
@@ -34,8 +41,11 @@ import optax
 from unlearn_jax.methods import grid as grid_lib
 from unlearn_jax.methods import terms as terms_lib
 
-CONTEXT_ARGS = ("saliency_mask", "num_active", "steps_per_epoch", "total_steps")
+CONTEXT_ARGS = ("saliency_mask", "layer_mask", "num_active", "steps_per_epoch", "total_steps")
+MASK_ARGS = ("saliency_mask", "layer_mask")   # context arguments that are parameter trees
 KINDS = ("gradient", "retrain", "ssd")
+# start -> the hyperparameter it needs (None: none).
+STARTS = {"original": None, "reinit_last_layers": "last_layers", "negate_layer": "negated_layer"}
 POOLS = ("retain", "forget")
 
 
@@ -53,20 +63,30 @@ class Phase:
       averages (PyTorch `.train()`); False: frozen running statistics.
     while_epoch_below: name of a hyperparameter m; the phase runs at epoch e (0-based) only for
       members with e < m (SCRUB's msteps). Per-member data: members that are off keep their state.
+    steps_only: True: `pool` only sets the number of steps, none of the terms uses it (MinNorm-OG
+      steps once per forget batch on retain batches alone).
+    output_constraints: m > 0: each step also computes the gradients of the student's largest
+      logit on the first m examples of its retain batch (frozen BatchNorm) and hands them to
+      the optimizer as the extra argument `constraint_grads` (a tree with a leading m axis).
   """
   name: str
   terms: tuple[str, ...]
   pool: str
   bn_train: bool = True
   while_epoch_below: Optional[str] = None
+  steps_only: bool = False
+  output_constraints: int = 0
 
   def __post_init__(self):
     if self.pool not in POOLS:
       raise ValueError(f"Unknown phase pool {self.pool!r}; allowed: {POOLS}.")
     if not self.terms:
       raise ValueError(f"phase {self.name!r} has no loss terms.")
-    groups = terms_lib.term_groups(self.terms)  # also validates the names
-    if self.pool not in groups:
+    groups = terms_lib.batch_groups(self.terms)  # also validates the names
+    if self.output_constraints < 0 or (self.output_constraints and "retain" not in groups):
+      raise ValueError(f"phase {self.name!r}: output_constraints={self.output_constraints} "
+                       "needs a retain batch and must be >= 0.")
+    if self.pool not in groups and not self.steps_only:
       raise ValueError(f"phase {self.name!r} iterates the {self.pool} set but none of its terms "
                        f"{self.terms} uses it.")
 
@@ -87,6 +107,7 @@ class Method:
       and to every copy (`derived_from`: the options they were derived from, set here).
     deviations: how this method departs from its reference implementation, and how to reach
       the reference setting where an option or hyperparameter does.
+    start: where the gradient phases begin (see the module docstring; keys of STARTS).
   """
   name: str
   description: str
@@ -101,10 +122,13 @@ class Method:
   apply_options: Optional[OptionsHook] = None
   deviations: str = ""
   derived_from: Optional[Mapping[str, Any]] = dataclasses.field(default=None, repr=False)
+  start: str = "original"
 
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"Unknown method kind {self.kind!r}; allowed: {KINDS}.")
+    if self.start not in STARTS:
+      raise ValueError(f"{self.name}: unknown start {self.start!r}; allowed: {list(STARTS)}.")
     if self.apply_options is not None:
       self._derive_from_options()
     for k, v in self.defaults.items():
@@ -139,6 +163,11 @@ class Method:
       raise ValueError(f"{self.name}: tx arguments {missing} have no default hyperparameter.")
     if "saliency_mask" in sig and "salient_fraction" not in self.defaults:
       raise ValueError(f"{self.name}: a saliency_mask needs the hyperparameter salient_fraction.")
+    if "layer_mask" in sig and "last_layers" not in self.defaults:
+      raise ValueError(f"{self.name}: a layer_mask needs the hyperparameter last_layers.")
+    needed = STARTS[self.start]
+    if needed is not None and needed not in self.defaults:
+      raise ValueError(f"{self.name}: start {self.start!r} needs the hyperparameter {needed}.")
     terms = [t for p in self.phases for t in p.terms]
     if "temperature" in terms_lib.term_needs(terms) and "temperature" not in self.defaults:
       raise ValueError(f"{self.name}: KL terms need the hyperparameter temperature.")
@@ -150,6 +179,14 @@ class Method:
     if touches_forget != self.uses_forget:
       raise ValueError(f"{self.name}: uses_forget={self.uses_forget} but its terms/mask "
                        f"{'do' if touches_forget else 'do not'} use the forget set.")
+
+  @property
+  def needs_init_variables(self) -> bool:
+    """Whether a gradient method needs fresh initial variables (`MemberInputs.init_variables`):
+    as a random teacher or as its re-initialised layers. ('retrain' always does.)"""
+    terms = [t for p in self.phases for t in p.terms]
+    return (self.start == "reinit_last_layers"
+            or "bad_teacher" in terms_lib.term_needs(terms))
 
   @property
   def tx_hparam_names(self) -> tuple[str, ...]:

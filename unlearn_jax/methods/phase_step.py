@@ -13,7 +13,7 @@ import optax
 from unlearn_jax import compile_cache
 from unlearn_jax.data.augment import augment_batch
 from unlearn_jax.methods import terms as terms_lib
-from unlearn_jax.methods.method import Method, Phase
+from unlearn_jax.methods.method import MASK_ARGS, Method, Phase
 from unlearn_jax.train import drivers
 from unlearn_jax.train.state import TrainState, apply_model
 
@@ -26,19 +26,29 @@ def lifted_tx(method: Method):
 def _any_tx(method: Method) -> optax.GradientTransformationExtraArgs:
   """One instance serving every member: numeric values are read from each member's state."""
   # Context arguments only need init's kind: a mask tree (None here) or a number.
-  placeholders = {name: None if name == "saliency_mask" else 1.0
+  placeholders = {name: None if name in MASK_ARGS else 1.0
                   for name in method.context_args}
   return lifted_tx(method)(**{k: 0.0 for k in method.tx_hparam_names}, **placeholders)
+
+
+def output_grads(model, state: TrainState, x):
+  """Per-example gradients of the largest logit (frozen BatchNorm): a tree like the params with
+  a leading axis over the examples of `x`."""
+  def top_logit(params, xi):
+    logits, _ = apply_model(model, params, state.batch_stats, xi[None], bn_train=False)
+    return jnp.max(logits[0])
+  return jax.vmap(jax.grad(top_logit), in_axes=(None, 0))(state.params, x)
 
 
 def make_phase_step(model, method: Method, phase: Phase, num_classes: int, augment: bool):
   """`step(carry, data, inputs, key)` for ONE model, carry = (TrainState, context).
 
-  context: {'hp': {name: scalar}, 'teacher': Variables?, 'bad_teacher': Variables?}.
+  context: {'hp': {name: scalar}, 'teacher': Variables?, 'bad_teacher': Variables?,
+            'bn_update': bool tree like batch_stats? (only these statistics update)}.
   inputs: {'retain': (B,) idx?, 'forget': (B_f,) idx?, 'on': bool? (gated phases)}.
   """
   tx = _any_tx(method)
-  groups = terms_lib.term_groups(phase.terms)
+  groups = terms_lib.batch_groups(phase.terms)
   by_group = {g: [t for t in phase.terms if terms_lib.get_term(t).group == g] for g in groups}
   gated = phase.while_epoch_below is not None
 
@@ -62,6 +72,10 @@ def make_phase_step(model, method: Method, phase: Phase, num_classes: int, augme
           r[f"{who}_logits"] = jax.lax.stop_gradient(logits)
       if "temperature" in needs:
         r["temperature"] = ctx["hp"]["temperature"]
+      if "retain_logits" in needs:   # the retain batch comes first (terms.GROUPS order)
+        logits, _ = apply_model(model, state.params, state.batch_stats, xs["retain"],
+                                phase.bn_train)
+        r["retain_logits"] = jax.lax.stop_gradient(logits)
       xs[g], refs[g] = x, r
 
     def group_losses(params, g, batch_stats):
@@ -72,12 +86,18 @@ def make_phase_step(model, method: Method, phase: Phase, num_classes: int, augme
     # BN running averages see the retain batch, then the forget batch; in train mode a batch is
     # normalised with its own statistics, so the order does not change any loss.
     grads, losses, batch_stats = {}, {}, state.batch_stats
-    for g in groups:
+    for g in (g for g in groups if by_group[g]):
       g_grads, g_losses, batch_stats = terms_lib.per_term_grads(
           lambda p, g=g, bs=batch_stats: group_losses(p, g, bs), state.params)
       grads.update(g_grads)
       losses.update(g_losses)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    if "bn_update" in ctx:   # frozen layers (CF-k, EU-k) keep their statistics bit for bit
+      batch_stats = jax.tree.map(lambda m, new, old: jnp.where(m, new, old), ctx["bn_update"],
+                                 batch_stats, state.batch_stats)
+    extra = {}
+    if phase.output_constraints:
+      extra["constraint_grads"] = output_grads(model, state, xs["retain"][:phase.output_constraints])
+    updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
     params = optax.apply_updates(state.params, updates)
     new = TrainState(state.step + 1, params, batch_stats, opt_state)
     if gated:

@@ -17,6 +17,11 @@ Users add terms with `register_term`; the built-in ones are:
   forget_bad_kl      KL_T(bad_teacher(x_f) || student(x_f)) * T^2
   retain_kl_mean     retain_kl / (C * T^2)       PyTorch's kl_div(reduction='mean'): the mean
   forget_bad_kl_mean forget_bad_kl / (C * T^2)   over the B * C batch elements (Bad Teacher's code)
+  forget_uniform_kl  KL(uniform || softmax(student(x_f))), batch mean
+  forget_contrast    -mean_ij log_softmax_j(z_f,i . z_r,j / T): z_f the student's forget logits,
+                     z_r its retain logits on a paired retain batch, held fixed (the NeurIPS
+                     2023 challenge winner's contrastive term: every forget example equally
+                     similar to every retained one)
 
 Teachers always run with frozen BatchNorm statistics (PyTorch `.eval()` in every reference).
 """
@@ -33,7 +38,7 @@ from unlearn_jax.train.losses import cross_entropy, kl_divergence
 
 PyTree = Any
 GROUPS = ("retain", "forget")
-NEEDS = ("labels", "random_labels", "teacher", "bad_teacher", "temperature")
+NEEDS = ("labels", "random_labels", "teacher", "bad_teacher", "temperature", "retain_logits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +47,9 @@ class Term:
 
   `refs` holds what `needs` asks for: 'labels' -> refs['y'], 'random_labels' -> refs['random_y'],
   'teacher' -> refs['teacher_logits'], 'bad_teacher' -> refs['bad_teacher_logits'],
-  'temperature' -> refs['temperature'] (the method's `temperature` hyperparameter).
+  'temperature' -> refs['temperature'] (the method's `temperature` hyperparameter),
+  'retain_logits' -> refs['retain_logits'] (a forget term: the student's logits on the paired
+  retain batch, without gradient).
   """
   group: str
   needs: tuple[str, ...]
@@ -65,6 +72,20 @@ def kl_divergence_elementwise_mean(teacher_logits: jax.Array, student_logits: ja
       num_classes * temperature**2)
 
 
+def uniform_kl(student_logits: jax.Array) -> jax.Array:
+  """PyTorch's `KLDivLoss(reduction='batchmean')(log_softmax(z), uniform)`."""
+  num_classes = student_logits.shape[-1]
+  log_p = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
+  return jnp.mean(-jnp.log(num_classes) - jnp.mean(log_p, axis=-1))
+
+
+def logit_contrast(forget_logits: jax.Array, retain_logits: jax.Array, temperature) -> jax.Array:
+  """-mean over (i, j) of log_softmax_j(z_f,i . z_r,j / T): minimal when every forget example's
+  logits are equally similar to every retained example's."""
+  sims = forget_logits.astype(jnp.float32) @ retain_logits.astype(jnp.float32).T / temperature
+  return -jnp.mean(jax.nn.log_softmax(sims, axis=-1))
+
+
 def _kl(teacher: str, kl=kl_divergence):
   return lambda z, r: kl(r[f"{teacher}_logits"], z, r["temperature"])
 
@@ -81,6 +102,9 @@ TERMS: Registry[Term] = Registry("loss term", {
                            _kl("teacher", kl_divergence_elementwise_mean)),
     "forget_bad_kl_mean": Term("forget", ("bad_teacher", "temperature"),
                                _kl("bad_teacher", kl_divergence_elementwise_mean)),
+    "forget_uniform_kl": Term("forget", (), lambda z, r: uniform_kl(z)),
+    "forget_contrast": Term("forget", ("retain_logits", "temperature"),
+                            lambda z, r: logit_contrast(z, r["retain_logits"], r["temperature"])),
 })
 
 
@@ -96,6 +120,15 @@ def get_term(name: str) -> Term:
 def term_groups(term_names) -> tuple[str, ...]:
   """The batch groups the terms need, in the fixed order retain, forget."""
   used = {get_term(t).group for t in term_names}
+  return tuple(g for g in GROUPS if g in used)
+
+
+def batch_groups(term_names) -> tuple[str, ...]:
+  """The batch groups a step draws: the terms' groups, and the retain group for terms that
+  compare with retain logits."""
+  used = set(term_groups(term_names))
+  if "retain_logits" in term_needs(term_names):
+    used.add("retain")
   return tuple(g for g in GROUPS if g in used)
 
 

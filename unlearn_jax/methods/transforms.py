@@ -28,6 +28,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 PyTree = Any
 
@@ -205,5 +206,116 @@ def masked_hard(inner: optax.GradientTransformation,
     new, inner_state = inner.update(zero_out(updates), state.inner_state, inner_params,
                                     **extra_args)
     return zero_out(new), MaskedHardState(mask=m, inner_state=inner_state)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class PerTermSGDState(NamedTuple):
+  """One momentum buffer per term: each term has an optimizer of its own."""
+  traces: Mapping[str, PyTree]
+
+
+def per_term_sgd(learning_rates: Mapping[str, float], momentum: float = 0.9,
+                 weight_decays: Optional[Mapping[str, float]] = None
+                 ) -> optax.GradientTransformationExtraArgs:
+  """PyTorch's SGD (`sgd_with_wd`) run separately for every term: per-term gradients
+  `{name: tree}` (as `combine_terms` takes them), each with its own learning rate, weight decay
+  and momentum buffer, the updates summed.
+
+  For methods whose phases use separate optimizers in their reference code (the NeurIPS 2023
+  challenge winner: one per phase). A term's buffer moves only at steps that compute the term.
+  Use it in place of `combine_terms` + `sgd_with_wd`, as the whole transform.
+
+  Args:
+    learning_rates: {term: learning rate}; every term the updates may contain.
+    momentum: shared momentum coefficient.
+    weight_decays: {term: weight decay} (missing terms: 0).
+  """
+  weight_decays = dict(weight_decays or {})
+  unknown = sorted(set(weight_decays) - set(learning_rates))
+  if unknown:
+    raise ValueError(f"per_term_sgd: weight decays for terms {unknown} without a learning rate.")
+
+  def init_fn(params):
+    return PerTermSGDState({name: jax.tree.map(jnp.zeros_like, params)
+                            for name in learning_rates})
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    if params is None:
+      raise ValueError("per_term_sgd needs params in update() (weight decay).")
+    unknown = sorted(set(updates) - set(learning_rates))
+    if unknown:
+      raise ValueError(f"per_term_sgd got gradients for terms {unknown} without a learning "
+                       f"rate; terms: {sorted(learning_rates)}.")
+    traces, out = dict(state.traces), None
+    for name, grads in updates.items():
+      wd = weight_decays.get(name, 0.0)
+      traces[name] = jax.tree.map(lambda g, p, b: momentum * b + (g + wd * p).astype(b.dtype),
+                                  grads, params, traces[name])
+      step = jax.tree.map(lambda b: -learning_rates[name] * b, traces[name])
+      out = step if out is None else jax.tree.map(jnp.add, out, step)
+    out = jax.tree.map(lambda u, p: u.astype(p.dtype), out, params)
+    return out, PerTermSGDState(traces)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class OrthogonalShrinkState(NamedTuple):
+  """Number of updates seen: the shrink strength decays per update and stops after a while."""
+  count: jax.Array
+
+
+SPAN_RTOL = 1e-3
+
+
+def orthogonal_complement(vector: jax.Array, rows: jax.Array) -> jax.Array:
+  """`vector` minus its projection onto the span of `rows` G (m, d): v - G^T pinv(G^T) v.
+
+  Directions whose singular value is below SPAN_RTOL of G's largest count as outside the span:
+  per-example gradients are often exactly rank-deficient (examples with the same ReLU pattern
+  and class), float32 leaves such directions at ~1e-7 of the largest singular value, and a
+  projection is scale-free, so keeping them would move the result as much as a real direction.
+  The SVD of G itself (not of G G^T, which would square that noise) makes the same choice
+  whatever zero padding the parameters carry.
+  """
+  return vector - rows.T @ (jnp.linalg.pinv(rows.T, rtol=SPAN_RTOL) @ vector)
+
+
+def add_orthogonal_shrink(strength: float, decay: float = 1.0,
+                          active_steps: float = -1.0) -> optax.GradientTransformationExtraArgs:
+  """Adds MinNorm-OG's projected step: `-c_t * P(params)`, with P the projection onto the
+  orthogonal complement of the constraint gradients and c_t = strength * decay^t.
+
+  The step `theta - c P(theta)` is the minimiser of ||theta + D||^2 + lambda ||D||^2 over
+  perturbations D orthogonal to the gradients (c = 1 / (1 + lambda)): it shrinks the weights
+  only where the model's outputs on the constraint examples are, to first order, unchanged.
+
+  Args:
+    strength: c_0 in [0, 1].
+    decay: c_{t+1} = decay * c_t.
+    active_steps: the shrink stops after this many updates (< 0: never; MinNorm-OG's last
+      epochs are plain descent).
+
+  Returns:
+    A transform whose `update` needs `params` and the extra argument `constraint_grads`: a tree
+    like the params with a leading axis over the m constraint examples.
+  """
+
+  def init_fn(params):
+    del params
+    return OrthogonalShrinkState(count=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None, *, constraint_grads=None, **extra_args):
+    del extra_args
+    if params is None or constraint_grads is None:
+      raise ValueError("add_orthogonal_shrink needs params and constraint_grads in update().")
+    theta, unravel = ravel_pytree(params)
+    rows = jax.vmap(lambda g: ravel_pytree(g)[0])(constraint_grads)
+    on = (active_steps < 0) | (state.count < active_steps)
+    c = jnp.where(on, strength * decay ** state.count.astype(jnp.float32), 0.0)
+    shrink = unravel(-c * orthogonal_complement(theta, rows.astype(theta.dtype)))
+    updates = jax.tree.map(lambda u, s: u + s.astype(u.dtype), updates, shrink)
+    return updates, OrthogonalShrinkState(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,4 +1,5 @@
-"""Input preprocessing shared by all models."""
+"""Input preprocessing and the layer structure shared by all models."""
+import jax
 import jax.numpy as jnp
 
 
@@ -26,3 +27,32 @@ def preprocess(x: jnp.ndarray, spatial_dims: int | None = None,
   if spatial_dims is not None and x.ndim == 2:
     x = x[..., None]
   return x
+
+
+def layer_groups(model, sample_x) -> tuple[tuple[str, ...], ...]:
+  """The model's layers in call order, each a tuple of top-level variable names.
+
+  A layer is a top-level parameterised submodule (a Dense, a Conv, a residual block); a
+  BatchNorm joins the layer before it, which it normalises. What "the last k layers" (CF-k,
+  EU-k) or "the first layer" (weight negation) mean follows from this, for every model:
+  MLP (Dense_0, ..., Dense_depth), CNN ((Conv_i, BatchNorm_i) x 4, Dense_0), ResNet (stem,
+  8 blocks, classifier).
+
+  Call order is read from `model.init`'s own dict while it is traced (abstractly, no compute):
+  any tree operation afterwards sorts the names.
+  """
+  order = []
+
+  def init(key):
+    variables = model.init(key, sample_x, train=False)
+    order.extend(variables["params"])
+    return variables
+
+  jax.eval_shape(init, jax.random.key(0))
+  groups: list[list[str]] = []
+  for name in order:
+    if name.startswith("BatchNorm") and groups:
+      groups[-1].append(name)
+    else:
+      groups.append([name])
+  return tuple(tuple(g) for g in groups)
