@@ -32,6 +32,12 @@
 #      time, exit status or "TIMED OUT", run_info.json's stage_seconds), gpu_default_sweep.log,
 #      and the workdir's run_info.json and report.md. A timeout here is reported, not a failure:
 #      this part only gets what the others leave.
+#   e. (not in the default PARTS, whose parts fill the 10 minutes: run it alone, PARTS=e; caps
+#      CAP_CNN_S=280 and CAP_CIFAR_S=260) the second regime and the paper-scale pipeline end to
+#      end, each in a fresh workdir with the compilation cache off: configs/mnist1d_cnn.py at
+#      full size with 64 shadows per width -> gpu_cnn_sweep.txt/.log, gpu_cnn_report.md; then
+#      configs/cifar10_resnet18.py:synthetic,epochs=2 (every stage on synthetic CIFAR-shaped
+#      images) -> gpu_cifar_pipeline.txt/.log, gpu_cifar_pipeline_report.md.
 # Each part's exit status and seconds are printed and written to gpu_check_summary.txt; the
 # script exits non-zero if a part failed (a timeout of a, b or c counts as failed).
 # Without a GPU: the GPU parts are skipped with a message, and the quick CPU versions of b
@@ -50,6 +56,8 @@ TOTAL_S="${TOTAL_S:-570}"
 CAP_THROUGHPUT_S="${CAP_THROUGHPUT_S:-190}"
 CAP_PROJECTION_S="${CAP_PROJECTION_S:-230}"
 CAP_TESTS_S="${CAP_TESTS_S:-150}"
+CAP_CNN_S="${CAP_CNN_S:-280}"
+CAP_CIFAR_S="${CAP_CIFAR_S:-260}"
 PARTS="${PARTS:-abcd}"
 THROUGHPUT_WIDTHS="${THROUGHPUT_WIDTHS:-64,32,16,8}"
 THROUGHPUT_DTYPES="${THROUGHPUT_DTYPES:-float32,bfloat16}"
@@ -93,6 +101,38 @@ part() {
   echo "gpu_check: part $name: $status, $(( SECONDS - start )) s" | tee -a "$SUMMARY"
   PART_RC=$rc
 }
+
+# timed_sweep NAME CAP OUT_STEM CONFIG [ARGS...]: one sweep in a fresh workdir, cache off, under
+# `part` (a timeout fails it); wall time, status and stage seconds -> OUT_STEM.txt, its report
+# -> OUT_STEM_report.md.
+timed_sweep() {
+  local name="$1" cap="$2" stem="$3" config="$4"
+  shift 4
+  local workdir t0 wall
+  workdir="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_sweep.XXXXXX")"
+  PART_RC=""
+  t0="$(date +%s.%N)"
+  part "$name" "$cap" 1 "$OUT_DIR/$stem.log" env -u JAX_PLATFORMS "$PYTHON" -m \
+      experiments.width_sweep --config="$config" --workdir="$workdir" \
+      --config.compilation_cache_dir= "$@"
+  wall="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+  {
+    echo "command: --config=$config $*"
+    echo "wall_s: $wall (exit ${PART_RC:-not run})"
+    [[ -f "$workdir/run_info.json" ]] && "$PYTHON" -c \
+        'import json, sys; i = json.load(open(sys.argv[1])); print("complete:", i.get("complete")); print(json.dumps(i.get("stage_seconds"), indent=1))' \
+        "$workdir/run_info.json"
+  } > "$OUT_DIR/$stem.txt"
+  [[ -f "$workdir/report.md" ]] && cp "$workdir/report.md" "$OUT_DIR/${stem}_report.md"
+  rm -rf "$workdir"
+}
+
+if [[ "$backend" == "gpu" && "$PARTS" == *e* ]]; then
+  timed_sweep "e1 (CNN regime, 64 shadows per width)" "$CAP_CNN_S" gpu_cnn_sweep \
+      configs/mnist1d_cnn.py:shadows=64
+  timed_sweep "e2 (CIFAR-10 pipeline, synthetic images, 2 epochs)" "$CAP_CIFAR_S" \
+      gpu_cifar_pipeline configs/cifar10_resnet18.py:synthetic,epochs=2
+fi
 
 if [[ "$backend" == "gpu" ]]; then
   part "b (ResNet-18 throughput, $THROUGHPUT_DTYPES)" "$CAP_THROUGHPUT_S" 1 \
@@ -160,8 +200,9 @@ EOF
   fi
 else
   echo "gpu_check: no GPU: skipping part a (GPU tests)" | tee -a "$SUMMARY"
-  echo "gpu_check: no GPU: skipping the full-size parts b (throughput), c (projection) and d" \
-       "(default sweep); running quick CPU versions of b and c" | tee -a "$SUMMARY"
+  echo "gpu_check: no GPU: skipping the full-size parts b (throughput), c (projection), d" \
+       "(default sweep) and e (CNN regime, CIFAR-10 pipeline); running quick CPU versions of b" \
+       "and c" | tee -a "$SUMMARY"
   # CPU_QUICK_MODEL=mlp makes this part a few seconds (tests/test_gpu_check.py).
   part "b quick (${CPU_QUICK_MODEL:-preact_resnet18} throughput, float32 + bfloat16, CPU)" 150 1 \
       "$OUT_DIR/cpu_resnet18_quick.log" \

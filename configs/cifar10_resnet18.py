@@ -9,6 +9,10 @@ from SCRUB's measured cost); evaluation not included. Not yet run end to end.
 bfloat16 (mixed precision: float32 parameters, optimizer state, BatchNorm statistics and loss;
 tests/test_mixed_precision.py checks errors match float32 up to seed noise at smoke size);
 `:float32` computes in float32 throughout (use it on CPUs, where bfloat16 is no faster: BUILD.md).
+`:synthetic` runs the same pipeline on synthetic CIFAR-shaped images (32x32x3, 10 classes,
+10,000 training and 2,000 test images, no data to prepare) and `:epochs=E` trains E epochs
+and unlearns E epochs with every method: `:synthetic,epochs=2` is the GPU check's end-to-end
+run of the whole pipeline (benchmarks/gpu_check.sh, part e).
 
 The paper's setting: pre-activation ResNet-18 of Nakkiran widths on CIFAR-10.
 
@@ -20,15 +24,22 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, smoke=False, float32=False)
+  arg = common.parse_arg(arg, smoke=False, float32=False, synthetic=False, epochs=100)
   c = common.base_config()
   c.dataset.name, c.dataset.kwargs = "cifar10", {}
+  if arg.synthetic:
+    c.dataset.name = "synthetic"
+    c.dataset.kwargs = {"image_size": 32, "num_train": 10_000, "num_test": 2_000,
+                        "num_classes": 10}
   c.model.name = "preact_resnet18"
   c.model.kwargs = {} if arg.float32 else {"compute_dtype": "bfloat16"}
   c.widths = (4, 8, 16, 32, 64)
   c.bucket_max_ratio = 2.0
   c.seeds = (0, 1, 2)
-  c.train.update(dict(learning_rate=0.1, epochs=100, augment=True, checkpoint_every=5))
+  c.train.update(dict(learning_rate=0.1, epochs=arg.epochs, augment=True,
+                      checkpoint_every=min(5, arg.epochs)))
+  if arg.epochs < 100:   # a short check of the pipeline: every method unlearns as long
+    c.unlearn.epochs = {m: arg.epochs for m in c.unlearn.methods if m != "retrain"}
   if arg.smoke:
     c = common.shrink_for_smoke(c)
     c.model.kwargs = {}   # smoke runs on CPUs

@@ -229,6 +229,29 @@ def _chance_section(t: Table, config, chance: float) -> list[str]:
   return lines
 
 
+def _interval_table(t: Table, config, methods, lam: float) -> list[str]:
+  """Every method's selections at the narrowest and widest width with 95% bootstrap intervals
+  over seeds, and their changes from the seed's own original (paired)."""
+  lines = ["", f"## Every method at the narrowest and widest width, with intervals (lambda "
+           f"{lam:g})", "",
+           "Mean [95% bootstrap interval over seeds] (n seeds: finite, trained, not degenerate); "
+           "rises are paired with the seed's own original.", "",
+           "| width | method | goal | forget error | test error | forget-error rise | "
+           "test-error rise |", "|---|---|---|---|---|---|---|"]
+  for w in sorted({t.widths[0], t.widths[-1]}):
+    original = {split: t.per_seed("original", "original", w, split, "error")
+                for split in ("forget", "test")}
+    for m in methods:
+      for goal in config.eval.goals:
+        sel = {split: t.per_seed("selected", m, w, split, "error", goal=goal, lam=lam)
+               for split in ("forget", "test")}
+        cells = [Paired(lambda v: v, sel["forget"]), Paired(lambda v: v, sel["test"]),
+                 Paired(lambda a, b: a - b, sel["forget"], original["forget"]),
+                 Paired(lambda a, b: a - b, sel["test"], original["test"])]
+        lines.append(f"| {w:g} | {m} | {goal} | " + " | ".join(map(str, cells)) + " |")
+  return lines
+
+
 def _diverged_section(diverged: list[dict]) -> list[str]:
   if not diverged:
     return ["", "## Diverged members", "", "None: every member's parameters stayed finite."]
@@ -336,6 +359,7 @@ def write_report(config, layout, rows, info: dict, evaluators, diverged: list[di
         lines.append(f"| {w:g} | {m} | {goal} | {s('forget', 'error')} | {s('val', 'error')} | "
                      f"{s('test', 'error')} | {s('forget', 'mia_loss')} | {s('all', 'avg_gap')} | "
                      f"{int(np.nansum(flags))}/{len(flags)} |")
+  lines += _interval_table(t, config, methods, lam_r)
   lines += _evaluator_tables(t, evaluators, methods, lam_r, len(config.seeds))
   lines += _forgetting_score_section(t)
   lines += _lira_section(t, config, lam_r)

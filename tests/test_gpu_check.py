@@ -40,7 +40,8 @@ def test_gpu_check_on_cpu_skips_gpu_parts_and_runs_quick_versions(cpu_check):
   assert elapsed < 90, f"gpu_check.sh took {elapsed:.0f} s on CPU"   # ~50 s on 2 shared cores
   text = proc.stdout
   assert "no GPU: skipping part a (GPU tests)" in text
-  assert "skipping the full-size parts b (throughput), c (projection) and d" in text
+  assert ("skipping the full-size parts b (throughput), c (projection), d (default sweep) and "
+          "e (CNN regime, CIFAR-10 pipeline)") in text
   summary = (out / "gpu_check_summary.txt").read_text()
   assert "part b quick (mlp throughput, float32 + bfloat16, CPU): exit 0" in summary
   assert "part c quick (CIFAR-10 sweep projection, CPU): exit 0" in summary

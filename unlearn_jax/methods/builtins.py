@@ -271,9 +271,9 @@ BUILTIN_METHODS = (
         "takes per-example gradients in train mode) from the first 50 examples of each retain "
         "batch (the reference draws them class-balanced), and projected through a float32 "
         "pseudo-inverse that drops directions below 1e-3 of the largest singular value (the "
-        "reference: a float64 QR that keeps every direction). The whole retain "
-        "set is accessible (the reference's experiments give it 1% or 0.1% of it). The forget examples only set the number of steps, as in "
-        "the reference; the method never sees their content."),
+        "reference: a float64 QR that keeps every direction). The whole retain set is "
+        "accessible (the reference's experiments give it 1% or 0.1% of it). The forget examples "
+        "only set the number of steps, as in the reference; the method never sees them."),
     Method(
         "fanchuan", "The NeurIPS 2023 unlearning challenge's winner: at epoch 0 a pass over the "
         "forget set minimising KL(uniform || softmax) (while epoch < uniform_epochs); then per "

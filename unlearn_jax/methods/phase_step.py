@@ -96,7 +96,8 @@ def make_phase_step(model, method: Method, phase: Phase, num_classes: int, augme
                                  batch_stats, state.batch_stats)
     extra = {}
     if phase.output_constraints:
-      extra["constraint_grads"] = output_grads(model, state, xs["retain"][:phase.output_constraints])
+      extra["constraint_grads"] = output_grads(model, state,
+                                               xs["retain"][:phase.output_constraints])
     updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
     params = optax.apply_updates(state.params, updates)
     new = TrainState(state.step + 1, params, batch_stats, opt_state)
