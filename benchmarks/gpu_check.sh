@@ -44,9 +44,10 @@
 # (float32 and bfloat16) and c run, which checks the script and the benchmark machinery end to
 # end: cpu_resnet18_quick.json/.md and cpu_cifar_projection_quick.md/.json (about 50 s on 2
 # cores). GPU_CHECK_BACKEND=cpu forces this path on a GPU machine. The caps can be changed with
-# TOTAL_S, CAP_THROUGHPUT_S, CAP_PROJECTION_S and CAP_TESTS_S; PARTS (default abcd) picks the
-# parts to run, e.g. PARTS=bd; THROUGHPUT_WIDTHS and THROUGHPUT_DTYPES (defaults 64,32,16,8 and
-# float32,bfloat16) what part b measures, so a later check can measure what an earlier one left.
+# TOTAL_S, CAP_THROUGHPUT_S, CAP_PROJECTION_S, CAP_TESTS_S, CAP_CNN_S and CAP_CIFAR_S; PARTS
+# (default abcd) picks the parts to run, e.g. PARTS=bd or PARTS=e; THROUGHPUT_WIDTHS and
+# THROUGHPUT_DTYPES (defaults 64,32,16,8 and float32,bfloat16) what part b measures, so a later
+# check can measure what an earlier one left.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -115,10 +116,14 @@ timed_sweep() {
   part "$name" "$cap" 1 "$OUT_DIR/$stem.log" env -u JAX_PLATFORMS "$PYTHON" -m \
       experiments.width_sweep --config="$config" --workdir="$workdir" \
       --config.compilation_cache_dir= "$@"
+  if [[ -z "$PART_RC" ]]; then   # not in PARTS, or no time left: nothing to report
+    rm -rf "$workdir"
+    return
+  fi
   wall="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
   {
     echo "command: --config=$config $*"
-    echo "wall_s: $wall (exit ${PART_RC:-not run})"
+    echo "wall_s: $wall (exit $PART_RC)"
     [[ -f "$workdir/run_info.json" ]] && "$PYTHON" -c \
         'import json, sys; i = json.load(open(sys.argv[1])); print("complete:", i.get("complete")); print(json.dumps(i.get("stage_seconds"), indent=1))' \
         "$workdir/run_info.json"
@@ -127,7 +132,7 @@ timed_sweep() {
   rm -rf "$workdir"
 }
 
-if [[ "$backend" == "gpu" && "$PARTS" == *e* ]]; then
+if [[ "$backend" == "gpu" ]]; then
   timed_sweep "e1 (CNN regime, 64 shadows per width)" "$CAP_CNN_S" gpu_cnn_sweep \
       configs/mnist1d_cnn.py:shadows=64
   timed_sweep "e2 (CIFAR-10 pipeline, synthetic images, 2 epochs)" "$CAP_CIFAR_S" \

@@ -249,7 +249,29 @@ def _interval_table(t: Table, config, methods, lam: float) -> list[str]:
                  Paired(lambda a, b: a - b, sel["forget"], original["forget"]),
                  Paired(lambda a, b: a - b, sel["test"], original["test"])]
         lines.append(f"| {w:g} | {m} | {goal} | " + " | ".join(map(str, cells)) + " |")
+  if "minnorm_og" in methods and "privacy" in config.eval.goals:
+    lines += ["", _minnorm_sentence(t, methods, lam)]
   return lines
+
+
+def _minnorm_sentence(t: Table, methods, lam: float) -> str:
+  """Whether MinNorm-OG, built for models that interpolate their retain set, moves differently
+  across widths than the study's gradient methods (privacy selections, paired rises)."""
+  gradient = [m for m in STUDY_METHODS if m in methods]
+  parts = []
+  for w in sorted({t.widths[0], t.widths[-1]}):
+    rise = {}
+    for m in ["minnorm_og"] + gradient:
+      rise[m] = [Paired(lambda a, b: a - b,
+                        t.per_seed("selected", m, w, split, "error", goal="privacy", lam=lam),
+                        t.per_seed("original", "original", w, split, "error"))
+                 for split in ("forget", "test")]
+    others = ", ".join(f"{m} {r[0].mean:.3f} / {r[1].mean:.3f}" for m, r in rise.items()
+                       if m != "minnorm_og") or "no study method (not run)"
+    parts.append(f"width {w:g}: MinNorm-OG {rise['minnorm_og'][0]} / {rise['minnorm_og'][1]}"
+                 f" against {others}")
+  return ("MinNorm-OG across widths (privacy selections; forget-error rise / test-error rise "
+          "over the original, paired by seed): " + "; ".join(parts) + ".")
 
 
 def _diverged_section(diverged: list[dict]) -> list[str]:

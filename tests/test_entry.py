@@ -42,10 +42,10 @@ def test_cli_smoke_sweep_writes_results_report_and_figures(tmp_path):
 
 def test_every_config_loads_and_smoke_shrinks_it():
   import pytest
-  from configs import (cifar10_resnet18, mnist1d_cnn, mnist1d_forgetting_score, mnist1d_mlp,
-                       mnist1d_mlp_baselines)
-  for module in (mnist1d_mlp, mnist1d_cnn, mnist1d_mlp_baselines, mnist1d_forgetting_score,
-                 cifar10_resnet18, smoke):
+  from configs import (cifar10_resnet18, mnist1d_cnn, mnist1d_cnn_baselines,
+                       mnist1d_forgetting_score, mnist1d_mlp, mnist1d_mlp_baselines)
+  for module in (mnist1d_mlp, mnist1d_cnn, mnist1d_mlp_baselines, mnist1d_cnn_baselines,
+                 mnist1d_forgetting_score, cifar10_resnet18, smoke):
     full, small = module.get_config(), module.get_config("smoke")
     assert small.train.epochs <= 4 and max(small.widths) <= max(full.widths)
     assert small.dataset.name in ("synthetic", "mnist1d")

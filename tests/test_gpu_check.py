@@ -67,8 +67,8 @@ def test_gpu_check_quick_throughput_has_both_dtypes(cpu_check):
 
 def test_gpu_check_gpu_path_with_no_parts_selected(tmp_path):
   """The GPU branch's control flow (the background test part, the sweep report) without running
-  anything: PARTS names none of a-d, so every part is reported as not run."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", GPU_CHECK_BACKEND="gpu", PARTS="none",
+  anything: PARTS names none of a-e, so every part is reported as not run."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", GPU_CHECK_BACKEND="gpu", PARTS="z",
              SWEEP_ARGS="--config.stage_workers=4 --config.seeds=2")
   env.pop("OUT", None)
   proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), str(tmp_path)],
@@ -76,10 +76,10 @@ def test_gpu_check_gpu_path_with_no_parts_selected(tmp_path):
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   summary = (tmp_path / "gpu_check_summary.txt").read_text().splitlines()
   assert sorted(line.split(" (")[0] for line in summary) == [
-      f"gpu_check: part {p}" for p in "abcd"]
-  assert all(line.endswith("not run: not in PARTS=none") for line in summary), summary
+      f"gpu_check: part {p}" for p in ("a", "b", "c", "d", "e1", "e2")]
+  assert all(line.endswith("not run: not in PARTS=z") for line in summary), summary
   sweep = (tmp_path / "gpu_default_sweep.txt").read_text()
-  assert "NOT RUN: not in PARTS=none" in sweep
+  assert "NOT RUN: not in PARTS=z" in sweep
   assert sweep.splitlines()[0].endswith(
       "--config=configs/mnist1d_mlp.py --workdir=" + sweep.split("--workdir=")[1].split()[0]
       + " --config.compilation_cache_dir= --config.stage_workers=4 --config.seeds=2"), sweep

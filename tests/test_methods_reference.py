@@ -194,7 +194,8 @@ def test_fanchuan_equals_three_separate_sgds_over_its_phases(setup):
   hp = {"uniform_lr": 0.05, "contrast_lr": 0.02, "retain_lr": 0.03, "momentum": MOMENTUM,
         "retain_weight_decay": 0.01, "temperature": 1.15, "uniform_epochs": 1.0}
   out, metrics = methods.unlearn(
-      "fanchuan", s.model, s.orig, ForgetTask(s.d, retain, forget), MemberInputs(s.keys, hp, s.mask),
+      "fanchuan", s.model, s.orig, ForgetTask(s.d, retain, forget),
+      MemberInputs(s.keys, hp, s.mask),
       RunSettings(epochs=2, batch_size=BATCH, forget_batch_size=len(forget)))
   logits = lambda q, idx: s.model.apply({"params": q}, s.d["x"][idx])
 

@@ -259,11 +259,11 @@ def test_forgetting_score_leaves_out_diverged_members_on_both_sides():
 
 
 def test_layer_methods_and_retrain_matching_run_through_the_sweep(tmp_path):
-  """CF-k, EU-k and weight negation unlearn in the sweep; the retrain-matching goal selects,
+  """The newer baselines unlearn in the sweep; the retrain-matching goal selects,
   per seed, the grid point whose errors are closest to that seed's retrained reference."""
   from unlearn_jax.evaluation import tuning
   c = sweep_support.config()
-  c.unlearn.methods = ("retrain", "cf_k", "eu_k", "weight_negation")
+  c.unlearn.methods = ("retrain", "cf_k", "eu_k", "weight_negation", "minnorm_og", "fanchuan")
   c.unlearn.grids = {"cf_k": {"last_layers": (1.0, 2.0)},
                      "weight_negation": {"learning_rate": (0.001, 0.1)}}
   c.eval.goals = ("privacy", "retrain_matching")
@@ -271,7 +271,7 @@ def test_layer_methods_and_retrain_matching_run_through_the_sweep(tmp_path):
   run_lib.run(c, str(tmp_path))
   rows = results.read_csv(str(tmp_path / "results.csv"))
   lam = str(c.eval.lambdas[0])
-  for method in ("cf_k", "eu_k", "weight_negation"):
+  for method in ("cf_k", "eu_k", "weight_negation", "minnorm_og", "fanchuan"):
     grid = [r for r in rows if r["stage"] == "unlearned" and r["method"] == method]
     assert grid, method
     for width in sorted({r["width"] for r in grid}):
@@ -292,4 +292,5 @@ def test_layer_methods_and_retrain_matching_run_through_the_sweep(tmp_path):
                   and r["lam"] == lam and r["width"] == width and r["seed"] == seed]
         assert chosen, (method, width, seed)   # ties: any minimiser (select takes the first)
         assert values[points.index(chosen[0])] == values.min(), (method, width, seed)
-  assert "retrain_matching" in (tmp_path / "report.md").read_text()
+  report = (tmp_path / "report.md").read_text()
+  assert "retrain_matching" in report and "MinNorm-OG across widths" in report

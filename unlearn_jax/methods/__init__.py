@@ -21,18 +21,21 @@ from unlearn_jax.methods.phase_step import make_phase_step
 from unlearn_jax.methods.registry import REGISTRY, deviations, get, names, register
 from unlearn_jax.methods.terms import TERMS, Term, per_term_grads, register_term
 from unlearn_jax.methods.transforms import (AddL1State, CombineTermsState, DecayTowardStartState,
-                                            MaskedHardState, add_decay_toward_start, add_l1,
-                                            combine_terms, l1_strength, masked_hard,
+                                            MaskedHardState, OrthogonalShrinkState,
+                                            PerTermSGDState, add_decay_toward_start, add_l1,
+                                            add_orthogonal_shrink, combine_terms, l1_strength,
+                                            masked_hard, orthogonal_complement, per_term_sgd,
                                             sgd_toward_start, sgd_with_wd)
 from unlearn_jax.methods.unlearning import ForgetTask, MemberInputs, RunSettings, unlearn
 
 __all__ = [
     "AddL1State", "BUILTIN_METHODS", "CONTEXT_ARGS", "CombineTermsState",
-    "DecayTowardStartState", "ForgetTask", "MaskedHardState", "MemberInputs", "Method", "Phase",
-    "REGISTRY", "RunSettings", "TERMS", "Term", "accumulate_gradients", "add_decay_toward_start",
-    "add_l1", "combine_terms", "count_active", "deviations", "expand_grid", "get", "grid_points",
-    "l1_strength", "make_phase_step", "masked_hard", "member_hparams", "names", "per_term_grads",
-    "register", "register_term", "repeat_members", "salient_count", "saliency_masks",
-    "sgd_toward_start", "sgd_with_wd", "ssd_dampen", "ssd_importances", "top_count_mask",
-    "top_fraction_mask", "unlearn",
+    "DecayTowardStartState", "ForgetTask", "MaskedHardState", "MemberInputs", "Method",
+    "OrthogonalShrinkState", "PerTermSGDState", "Phase", "REGISTRY", "RunSettings", "TERMS",
+    "Term", "accumulate_gradients", "add_decay_toward_start", "add_l1", "add_orthogonal_shrink",
+    "combine_terms", "count_active", "deviations", "expand_grid", "get", "grid_points",
+    "l1_strength", "make_phase_step", "masked_hard", "member_hparams", "names",
+    "orthogonal_complement", "per_term_grads", "per_term_sgd", "register", "register_term",
+    "repeat_members", "salient_count", "saliency_masks", "sgd_toward_start", "sgd_with_wd",
+    "ssd_dampen", "ssd_importances", "top_count_mask", "top_fraction_mask", "unlearn",
 ]
