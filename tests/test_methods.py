@@ -231,3 +231,25 @@ def test_elementwise_mean_kl_is_pytorch_kl_div_mean():
                              rtol=1e-5)
   np.testing.assert_allclose(methods.TERMS["retain_kl"].fn(student, refs), torch_mean * 3 * t**2,
                              rtol=1e-5)
+
+
+def test_per_term_sgd_keeps_one_buffer_per_term_and_matches_sgd_for_one_term():
+  lr, wd = 0.1, 0.01
+  alone = methods.per_term_sgd({"retain_ce": lr}, 0.9, {"retain_ce": wd})
+  chained = optax.chain(methods.combine_terms(retain_ce=1.0), methods.sgd_with_wd(lr, wd, 0.9))
+  s1, s2 = alone.init(PARAMS), chained.init(PARAMS)
+  for _ in range(3):   # momentum accumulates identically
+    u1, s1 = alone.update({"retain_ce": G_R}, s1, PARAMS)
+    u2, s2 = chained.update({"retain_ce": G_R}, s2, PARAMS)
+    for k in PARAMS:
+      np.testing.assert_allclose(u1[k], u2[k], rtol=1e-6)
+  both = methods.per_term_sgd({"retain_ce": lr, "forget_ce": 0.5}, 0.9)
+  state = both.init(PARAMS)
+  _, state = both.update({"forget_ce": G_F}, state, PARAMS)
+  # The retain buffer never saw the forget step: its first retain step is plain -lr * g.
+  u, state = both.update({"retain_ce": G_R}, state, PARAMS)
+  for k in PARAMS:
+    np.testing.assert_allclose(u[k], -lr * G_R[k], rtol=1e-6)
+  np.testing.assert_allclose(state.traces["forget_ce"]["w"], G_F["w"], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"terms \['retain_kl'\] without a learning rate"):
+    both.update({"retain_kl": G_R}, state, PARAMS)
