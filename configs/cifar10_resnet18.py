@@ -24,7 +24,8 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, smoke=False, float32=False, synthetic=False, epochs=100)
+  # epochs=0: the paper's 100 training epochs and every method's own unlearning epochs.
+  arg = common.parse_arg(arg, smoke=False, float32=False, synthetic=False, epochs=0)
   c = common.base_config()
   c.dataset.name, c.dataset.kwargs = "cifar10", {}
   if arg.synthetic:
@@ -36,9 +37,10 @@ def get_config(arg=None):
   c.widths = (4, 8, 16, 32, 64)
   c.bucket_max_ratio = 2.0
   c.seeds = (0, 1, 2)
-  c.train.update(dict(learning_rate=0.1, epochs=arg.epochs, augment=True,
-                      checkpoint_every=min(5, arg.epochs)))
-  if arg.epochs < 100:   # a short check of the pipeline: every method unlearns as long
+  epochs = arg.epochs or 100
+  c.train.update(dict(learning_rate=0.1, epochs=epochs, augment=True,
+                      checkpoint_every=min(5, epochs)))
+  if arg.epochs:   # e.g. a short check of the whole pipeline: every method unlearns as long
     c.unlearn.epochs = {m: arg.epochs for m in c.unlearn.methods if m != "retrain"}
   if arg.smoke:
     c = common.shrink_for_smoke(c)

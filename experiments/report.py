@@ -229,6 +229,13 @@ def _chance_section(t: Table, config, chance: float) -> list[str]:
   return lines
 
 
+def _rise(t: Table, method: str, width, split: str, goal: str, lam: float) -> Paired:
+  """The selected model's error on `split` minus its own original's, paired by seed."""
+  return Paired(lambda a, b: a - b,
+                t.per_seed("selected", method, width, split, "error", goal=goal, lam=lam),
+                t.per_seed("original", "original", width, split, "error"))
+
+
 def _interval_table(t: Table, config, methods, lam: float) -> list[str]:
   """Every method's selections at the narrowest and widest width with 95% bootstrap intervals
   over seeds, and their changes from the seed's own original (paired)."""
@@ -239,15 +246,11 @@ def _interval_table(t: Table, config, methods, lam: float) -> list[str]:
            "| width | method | goal | forget error | test error | forget-error rise | "
            "test-error rise |", "|---|---|---|---|---|---|---|"]
   for w in sorted({t.widths[0], t.widths[-1]}):
-    original = {split: t.per_seed("original", "original", w, split, "error")
-                for split in ("forget", "test")}
     for m in methods:
       for goal in config.eval.goals:
-        sel = {split: t.per_seed("selected", m, w, split, "error", goal=goal, lam=lam)
-               for split in ("forget", "test")}
-        cells = [Paired(lambda v: v, sel["forget"]), Paired(lambda v: v, sel["test"]),
-                 Paired(lambda a, b: a - b, sel["forget"], original["forget"]),
-                 Paired(lambda a, b: a - b, sel["test"], original["test"])]
+        cells = [Paired(lambda v: v, t.per_seed("selected", m, w, split, "error", goal=goal,
+                                                lam=lam)) for split in ("forget", "test")]
+        cells += [_rise(t, m, w, split, goal, lam) for split in ("forget", "test")]
         lines.append(f"| {w:g} | {m} | {goal} | " + " | ".join(map(str, cells)) + " |")
   if "minnorm_og" in methods and "privacy" in config.eval.goals:
     lines += ["", _minnorm_sentence(t, methods, lam)]
@@ -260,12 +263,8 @@ def _minnorm_sentence(t: Table, methods, lam: float) -> str:
   gradient = [m for m in STUDY_METHODS if m in methods]
   parts = []
   for w in sorted({t.widths[0], t.widths[-1]}):
-    rise = {}
-    for m in ["minnorm_og"] + gradient:
-      rise[m] = [Paired(lambda a, b: a - b,
-                        t.per_seed("selected", m, w, split, "error", goal="privacy", lam=lam),
-                        t.per_seed("original", "original", w, split, "error"))
-                 for split in ("forget", "test")]
+    rise = {m: [_rise(t, m, w, split, "privacy", lam) for split in ("forget", "test")]
+            for m in ["minnorm_og"] + gradient}
     others = ", ".join(f"{m} {r[0].mean:.3f} / {r[1].mean:.3f}" for m, r in rise.items()
                        if m != "minnorm_og") or "no study method (not run)"
     parts.append(f"width {w:g}: MinNorm-OG {rise['minnorm_og'][0]} / {rise['minnorm_og'][1]}"

@@ -1,4 +1,5 @@
 """Tiny member-stacked originals shared by the unlearning-method tests (fixtures in conftest)."""
+import dataclasses
 import types
 
 import jax
@@ -39,6 +40,10 @@ def cnn_setup(s):
   members = [train.Member(0, 2, 0.1, 0.0), train.Member(1, 3, 0.1, 0.0)]
   factory = train.make_optimizer("sgd", "constant", 1)
   model, init, mask = train.init_members("cnn", members, 4, s.d["x"][:2], factory)
+  # Other seeds' initialisations: the fresh layers EU-k starts from.
+  fresh_members = [dataclasses.replace(m, seed=m.seed + 100) for m in members]
+  _, fresh, _ = train.init_members("cnn", fresh_members, 4, s.d["x"][:2], factory)
   # Untrained "originals" suffice for equivalence tests and save a slow CNN training run.
   return types.SimpleNamespace(**{**vars(s), "model": model, "mask": mask,
-                                  "keys": train.member_keys(members, 0), "orig": init.variables})
+                                  "keys": train.member_keys(members, 0), "orig": init.variables,
+                                  "init": fresh.variables})
